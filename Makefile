@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine with Python 3.11+:  make demo  and  make test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install system models demo test test-fast bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Builds the default embedding model once (cached under $ATLAS_MODELS or $ATLAS_HOME/models).
+models: $(STAMP)
+	$(BIN)/atlas models install
+
+demo: models
+	$(BIN)/atlas demo
+
+system:
+	bash scripts/install-system-deps.sh
+
+test: system models
+	$(BIN)/python -m pytest
+
+test-fast: models
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: models
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,58 @@
+"""The `atlas` command line.
+
+Errors a user can cause print one line with the fix and exit non-zero; `--verbose` shows the trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from atlas_assets.errors import AtlasError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _models_install(args: argparse.Namespace) -> int:
+    from resources.model_store import install_model
+
+    path = install_model(args.name)
+    print(f"model ready: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="atlas", description="A self-hosted Nomic Atlas on Dagster.")
+    parser.add_argument("--verbose", "-v", action="store_true", help="show tracebacks and debug logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    models = commands.add_parser("models", help="install and list embedding models")
+    models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    install = models_commands.add_parser("install", help="build a model into the local cache")
+    install.add_argument("name", nargs="?", default=None, help="model name (default: the default text model)")
+    install.set_defaults(handler=_models_install)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except AtlasError as error:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"atlas: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("atlas: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Option models of `create_index`, named and shaped as in the `nomic` client.
+
+Each `create_index` option takes a bool, a dict or one of these models; `coerce_option` turns any of
+them into the model (or None when switched off) and turns pydantic's errors into `InvalidOptionError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from atlas_assets.errors import InvalidOptionError
+
+DEFAULT_EMBEDDING_MODEL = "NomicEmbed"
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in item['loc']) or 'value'}: {item['msg']}"
+                for item in error.errors()
+            )
+            raise InvalidOptionError(
+                f"invalid {type(self).__name__}: {problems}. "
+                f"Valid fields: {', '.join(type(self).model_fields)}"
+            ) from None
+
+
+class NomicTopicOptions(_Options):
+    """Topic model settings.
+
+    cluster_method: "fast" clusters the 2-D map (topics are contiguous regions, labels sit on them);
+    "accurate" clusters the neighbour graph in embedding space (closer to the data, regions may
+    interleave on the map). enforce_topic_hierarchy: True builds each deeper level strictly inside
+    its parent by splitting it; False clusters every depth on its own and then nests each child in the
+    parent holding most of its rows (rows are moved to keep the hierarchy strict either way).
+    """
+
+    build_topic_model: bool = True
+    topic_label_field: str | None = None
+    cluster_method: Literal["fast", "accurate"] = "fast"
+    enforce_topic_hierarchy: bool = False
+
+
+class NomicDuplicatesOptions(_Options):
+    """Semantic duplicate detection: rows whose cosine distance is <= duplicate_cutoff are joined."""
+
+    tag_duplicates: bool = True
+    duplicate_cutoff: float = Field(default=0.1, ge=0.0, le=1.0)
+
+
+class NomicProjectOptions(_Options):
+    """2-D layout settings; None means chosen from the data size (see docs/concepts.md)."""
+
+    n_neighbors: int | None = Field(default=None, ge=2, le=200)
+    n_epochs: int | None = Field(default=None, ge=1, le=10_000)
+    model: Literal["nomic-project-v1", "nomic-project-v2"] | None = None
+    local_neighborhood_size: int | None = Field(default=None, ge=1, le=200)
+    spread: float | None = Field(default=None, gt=0.0, le=100.0)
+    rho: float | None = Field(default=None, ge=0.0, le=10.0)
+    min_dist: float | None = Field(default=None, ge=0.0, le=10.0)
+
+    @model_validator(mode="after")
+    def _min_dist_within_spread(self) -> "NomicProjectOptions":
+        if self.min_dist is not None and self.spread is not None and self.min_dist > self.spread:
+            raise ValueError(
+                f"min_dist ({self.min_dist}) must not exceed spread ({self.spread}); "
+                "lower min_dist or raise spread"
+            )
+        return self
+
+
+class NomicEmbedOptions(_Options):
+    """Which embedding model to use; ignored for datasets of the user's own vectors."""
+
+    model: str = DEFAULT_EMBEDDING_MODEL
+
+
+OptionModel = TypeVar("OptionModel", bound=_Options)
+
+
+def coerce_option(
+    value: bool | dict[str, Any] | OptionModel | None, model: type[OptionModel], option_name: str
+) -> OptionModel | None:
+    """Turn a create_index option given as bool, dict or model into the model, or None when off."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return model()
+    if isinstance(value, model):
+        return value
+    if isinstance(value, dict):
+        return model(**value)
+    raise InvalidOptionError(
+        f"{option_name} must be True, False, a dict or {model.__name__}, not {type(value).__name__}"
+    )

@@ -1,0 +1,1 @@
+"""Dagster resources: everything that touches the outside world (store, models, IO manager)."""
