@@ -34,3 +34,16 @@ def models_home() -> Path:
     """
     configured = os.environ.get("ATLAS_MODELS")
     return Path(configured).expanduser().absolute() if configured else atlas_home() / "models"
+
+
+DEFAULT_MAP_SERVER = "http://127.0.0.1:8765"
+
+
+def map_server_url() -> str:
+    """Base URL of `atlas serve` as people reach it (`ATLAS_MAP_URL`, default 127.0.0.1:8765)."""
+    return (os.environ.get("ATLAS_MAP_URL") or DEFAULT_MAP_SERVER).rstrip("/")
+
+
+def map_link(organisation: str, slug: str, index_id: str) -> str:
+    """The interactive map page of one index."""
+    return f"{map_server_url()}/maps/{organisation}/{slug}/{index_id}"

@@ -1,0 +1,23 @@
+"""Conversions between numpy matrices and Arrow fixed-size-list columns, without copies where possible."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+
+def matrix_to_arrow(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    """(n, d) array -> Arrow fixed_size_list<d> column (one list per row)."""
+    matrix = np.ascontiguousarray(matrix)
+    if matrix.ndim != 2:
+        raise ValueError(f"expected a 2-D matrix, got shape {matrix.shape}")
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
+
+
+def arrow_to_matrix(column: pa.Array | pa.ChunkedArray, dtype: type = np.float32) -> np.ndarray:
+    """Arrow fixed_size_list<d> column -> (n, d) array."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    width = column.type.list_size
+    flat = column.flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(flat, dtype=dtype).reshape(len(column), width)

@@ -1,0 +1,43 @@
+"""The Dagster instance shared by the library, the daemon and the UI: $ATLAS_HOME/dagster by default.
+
+`DAGSTER_HOME` is set to it when unset, so runs started from Python and runs started by the daemon or
+the UI land in one history. A `dagster.yaml` is written on first use (SQLite storage, concurrency
+pools); point `storage` at PostgreSQL to scale out (see deploy/).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from atlas_assets.config import dagster_home
+from resources.atomic import write_bytes_atomic
+
+DEFAULT_DAGSTER_YAML = """\
+# Written by atlas-assets on first use. SQLite storage in this folder; see deploy/ for PostgreSQL.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+run_queue:
+  max_concurrent_runs: 2
+"""
+
+
+def ensure_dagster_home() -> Path:
+    """Create the instance folder (and dagster.yaml) and export DAGSTER_HOME for this process."""
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        write_bytes_atomic(config, DEFAULT_DAGSTER_YAML.encode())
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def get_instance() -> dg.DagsterInstance:
+    ensure_dagster_home()
+    return dg.DagsterInstance.get()

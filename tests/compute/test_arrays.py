@@ -1,0 +1,21 @@
+import numpy as np
+import pytest
+
+from atlas_assets.compute.arrays import arrow_to_matrix, matrix_to_arrow
+
+
+def test_a_matrix_round_trips_through_arrow():
+    matrix = np.arange(12, dtype=np.float32).reshape(4, 3)
+    column = matrix_to_arrow(matrix)
+    assert len(column) == 4 and column.type.list_size == 3
+    np.testing.assert_array_equal(arrow_to_matrix(column), matrix)
+
+
+def test_integer_matrices_keep_their_values():
+    matrix = np.array([[1, 2], [3, -1]], dtype=np.int64)
+    np.testing.assert_array_equal(arrow_to_matrix(matrix_to_arrow(matrix), np.int64), matrix)
+
+
+def test_a_vector_is_not_a_matrix():
+    with pytest.raises(ValueError, match="2-D"):
+        matrix_to_arrow(np.zeros(3))
