@@ -9,9 +9,19 @@ from atlas_assets.options import (
 )
 
 __all__ = [
+    "AtlasDataset",
     "AtlasError",
     "NomicDuplicatesOptions",
     "NomicEmbedOptions",
     "NomicProjectOptions",
     "NomicTopicOptions",
 ]
+
+
+def __getattr__(name: str):
+    """Import AtlasDataset lazily: it pulls in Dagster, which `import atlas_assets` should not."""
+    if name == "AtlasDataset":
+        from atlas_assets.dataset import AtlasDataset
+
+        return AtlasDataset
+    raise AttributeError(f"module 'atlas_assets' has no attribute {name!r}")

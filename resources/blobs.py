@@ -1,0 +1,92 @@
+"""Image blobs: read (path, bytes or PIL image), validate, hash, store once per content hash.
+
+A blob is referred to as `<sha256>.<ext>` (the `_blob` column) and lives at `blobs/<sha256>.<ext>`.
+Bytes given as a path or as bytes are stored unchanged; a PIL image is stored as PNG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from atlas_assets.errors import InvalidImageError
+from resources.atomic import write_bytes_atomic
+
+_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff"}
+
+
+@dataclass(frozen=True)
+class PreparedBlob:
+    """A validated image: its reference (`<sha256>.<ext>`) and where its bytes come from."""
+
+    ref: str
+    data: bytes | None  # in memory (bytes or encoded PIL image) ...
+    source: Path | None  # ... or read again from this file when stored
+
+
+def _decode_check(data: bytes, row: int) -> str:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image_format = image.format
+            image.verify()  # structure and checksums
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # the pixels decode (verify alone misses truncated data)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise InvalidImageError(
+            f"blob of row {row} is not a readable image ({error}); fix or remove that row"
+        ) from None
+    extension = _EXTENSIONS.get(image_format or "")
+    if extension is None:
+        raise InvalidImageError(
+            f"blob of row {row} is a {image_format} image; store images as "
+            f"{', '.join(sorted(_EXTENSIONS))}"
+        )
+    return extension
+
+
+def prepare_blob(blob: Any, row: int) -> PreparedBlob:
+    """Validate one blob (naming `row` on failure) and compute its content reference."""
+    from PIL import Image
+
+    source: Path | None = None
+    if isinstance(blob, (str, os.PathLike)):
+        source = Path(blob)
+        try:
+            data = source.read_bytes()
+        except OSError as error:
+            raise InvalidImageError(f"blob of row {row}: cannot read {source} ({error.strerror})") from None
+    elif isinstance(blob, (bytes, bytearray, memoryview)):
+        data = bytes(blob)
+    elif isinstance(blob, Image.Image):
+        buffer = io.BytesIO()
+        try:
+            blob.save(buffer, format="PNG")
+        except (OSError, ValueError) as error:
+            raise InvalidImageError(f"blob of row {row}: the PIL image cannot be encoded ({error})") from None
+        data = buffer.getvalue()
+    else:
+        raise InvalidImageError(
+            f"blob of row {row} is a {type(blob).__name__}; pass a file path, bytes or a PIL image"
+        )
+    extension = _decode_check(data, row)
+    ref = f"{hashlib.sha256(data).hexdigest()}.{extension}"
+    keep_in_memory = source is None
+    return PreparedBlob(ref=ref, data=data if keep_in_memory else None, source=source)
+
+
+def store_blob(blob_dir: Path, blob: PreparedBlob) -> bool:
+    """Write the blob unless its content is already stored. True when a new file was written."""
+    target = blob_dir / blob.ref
+    if target.exists():
+        return False
+    data = blob.data if blob.data is not None else blob.source.read_bytes()  # type: ignore[union-attr]
+    if hashlib.sha256(data).hexdigest() != blob.ref.split(".")[0]:
+        raise InvalidImageError(f"{blob.source} changed while it was being added; retry")
+    write_bytes_atomic(target, data)
+    return True
