@@ -24,6 +24,17 @@ def _models_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models_list(args: argparse.Namespace) -> int:
+    from resources.model_store import available_models, is_installed, resolve_model
+
+    print(f"{'name':<24} {'kind':<6} {'dim':>5} {'max len':>7}  {'installed':<9}  source")
+    for name in available_models():
+        spec = resolve_model(name)
+        installed = "yes" if is_installed(name) else "no"
+        print(f"{spec.name:<24} {spec.kind:<6} {spec.dimension:>5} {spec.max_length:>7}  {installed:<9}  {spec.source.describe()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="atlas", description="A self-hosted Nomic Atlas on Dagster.")
     parser.add_argument("--verbose", "-v", action="store_true", help="show tracebacks and debug logs")
@@ -34,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     install = models_commands.add_parser("install", help="build a model into the local cache")
     install.add_argument("name", nargs="?", default=None, help="model name (default: the default text model)")
     install.set_defaults(handler=_models_install)
+    listing = models_commands.add_parser("list", help="show the known models and whether they are installed")
+    listing.set_defaults(handler=_models_list)
     return parser
 
 

@@ -28,6 +28,7 @@ from atlas_assets.compute.embed import (
     pool,
     scatter_to_input_order,
 )
+from atlas_assets.config import models_home
 from atlas_assets.errors import InvalidDataError, ModelError
 from resources.model_store import (
     MODEL_FILE,
@@ -244,7 +245,7 @@ def load_text_embedder(
     not for caching or exact-duplicate work). dimensionality picks a Matryoshka size.
     """
     spec = resolve_model(name, kind="text")
-    key = ("text", spec.name, spec.source, threads or 0, batch_size, precision, dimensionality)
+    key = ("text", spec.name, spec.source, str(models_home()), threads or 0, batch_size, precision, dimensionality)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is None:
@@ -265,7 +266,7 @@ def load_image_embedder(name: str | None = None, threads: int | None = None, bat
     from resources.image_model import ImageEmbedder
 
     spec = resolve_model(name, kind="image")
-    key = ("image", spec.name, spec.source, threads or 0, batch_size)
+    key = ("image", spec.name, spec.source, str(models_home()), threads or 0, batch_size)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is None:

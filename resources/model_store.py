@@ -510,7 +510,8 @@ def _install_from_hub(spec: ModelSpec, source: HubSource, folder: Path) -> None:
             raise ModelError(
                 f"model {spec.name!r} is downloaded from the Hugging Face hub ({endpoint}/{source.repo}) and the hub "
                 f"cannot be reached: {reason}. Connect this machine to the internet, set ATLAS_HF_ENDPOINT to a "
-                f"reachable mirror, or use a model that works offline: {offline} (NomicEmbed is {DEFAULT_TEXT_MODEL})"
+                f"reachable mirror, or use a model that works offline: {offline} (the default {DEFAULT_TEXT_MODEL} is also "
+                f"called NomicEmbed)"
             ) from None
 
 
