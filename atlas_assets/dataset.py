@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from atlas_assets import config
 from atlas_assets.compute import tables
+from atlas_assets.dataset_indices import IndexMethods
 from atlas_assets.errors import DatasetNotFoundError, InvalidDataError, InvalidIdentifierError
 from resources.records import DatasetRecord, normalise_slug
 from resources.store import DatasetStore
@@ -57,7 +58,7 @@ def parse_identifier(identifier: str) -> tuple[str, str, str]:
     return organisation_slug, slug, name.strip()
 
 
-class AtlasDataset:
+class AtlasDataset(IndexMethods):
     """Create or load a dataset; add, read and delete its data (the `nomic` client's API)."""
 
     def __init__(
@@ -239,6 +240,7 @@ class AtlasDataset:
                 embeddings=embeddings,
                 blobs=blobs,
                 progress=(bar.update if bar is not None else None),
+                rows=total,
             )
         finally:
             if owned:

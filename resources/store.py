@@ -422,17 +422,24 @@ class DatasetStore(dg.ConfigurableResource):
         *,
         progress: Callable[[int], None] | None = None,
         lock_timeout: float | None = None,
+        rows: int | None = None,
     ) -> BatchRecord:
         """Validate and commit one upload as one batch (all or nothing); returns its record.
 
         `table` is a pa.Table or an iterable of pa.Tables (consecutive row chunks, so a large upload
         streams with bounded memory), or None for generated-id datasets given only embeddings/blobs.
-        `progress(n)` is called after each chunk. Rules: see `atlas_assets.compute.tables`.
+        `progress(n)` is called after each chunk. `rows` (known for a pa.Table) lets the counts of
+        embeddings and blobs be checked before any work. Rules: see `atlas_assets.compute.tables`.
         """
+        if isinstance(table, (pa.Table, pa.RecordBatch)):
+            rows = table.num_rows
         with self.writer_lock(organisation, slug, lock_timeout):
             record = self.read_record(organisation, slug)
             self._clean_orphans(record)
-            return _BatchWriter(self, record, embeddings, blobs, progress).write(table)
+            writer = _BatchWriter(self, record, embeddings, blobs, progress)
+            if rows is not None:
+                writer.check_counts(rows)
+            return writer.write(table)
 
     def delete_ids(self, organisation: str, slug: str, ids: Sequence[Any], lock_timeout: float | None = None) -> int:
         """Tombstone the live rows with these user ids (all known, or nothing happens); returns how many."""
@@ -629,13 +636,17 @@ class _BatchWriter:
             physical = physical.append_column(tables.BLOB, refs)
         return physical
 
-    def _check_totals(self) -> None:
-        if self.rows == 0:
+    def check_counts(self, rows: int) -> None:
+        """One vector / blob per datum, and at least one datum."""
+        if rows == 0:
             raise InvalidDataError("add_data got no rows; pass at least one datum")
-        if self.matrix is not None and len(self.matrix) != self.rows:
-            raise _count_mismatch("embeddings", len(self.matrix), self.rows)
-        if self.blobs is not None and len(self.blobs) != self.rows:
-            raise _count_mismatch("blobs", len(self.blobs), self.rows)
+        if self.matrix is not None and len(self.matrix) != rows:
+            raise _count_mismatch("embeddings", len(self.matrix), rows)
+        if self.blobs is not None and len(self.blobs) != rows:
+            raise _count_mismatch("blobs", len(self.blobs), rows)
+
+    def _check_totals(self) -> None:
+        self.check_counts(self.rows)
 
     def _check_ids_against_dataset(self) -> None:
         if self.record.ids_generated or not self.id_parts:

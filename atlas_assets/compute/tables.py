@@ -398,7 +398,8 @@ def check_embeddings(embeddings: Any, dim: int | None) -> np.ndarray:
             f"embeddings have width {matrix.shape[1]} but this dataset's vectors have width {dim} (fixed "
             "by its first upload); use the same embedding model for every upload"
         )
-    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    with np.errstate(over="ignore"):  # overflow becomes Inf, reported below with its rows
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     finite = np.isfinite(matrix).all(axis=1)
     if not finite.all():
         rows = np.flatnonzero(~finite)
