@@ -7,6 +7,7 @@ pools); point `storage` at PostgreSQL to scale out (see deploy/).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -20,10 +21,11 @@ DEFAULT_DAGSTER_YAML = """\
 telemetry:
   enabled: false
 concurrency:
+  runs:
+    max_concurrent_runs: 2
   pools:
+    # Embedding is CPU-bound and already uses every core: one embedding step at a time.
     default_limit: 1
-run_queue:
-  max_concurrent_runs: 2
 """
 
 
@@ -40,4 +42,6 @@ def ensure_dagster_home() -> Path:
 
 def get_instance() -> dg.DagsterInstance:
     ensure_dagster_home()
+    # Storage migrations log at INFO on every new instance; they are noise to a user.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return dg.DagsterInstance.get()

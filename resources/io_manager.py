@@ -45,6 +45,13 @@ class ArrowParquetIOManager(dg.UPathIOManager):
         stage = context.asset_key.path[-1]
         return UPath(*str(relative_dir).split("/"), stage)
 
+    def load_partitions(self, context: dg.InputContext) -> Any:
+        """A stage over all batches always gets a dict {batch_id: output}, even for one batch."""
+        if context.has_partition_key:
+            return super().load_partitions(context)
+        paths = self._get_paths_for_partitions(context)
+        return {key: self.load_from_path(context, paths[key]) for key in context.asset_partition_keys}
+
     def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
         if isinstance(obj, StageOutput):
             write_table(path, obj.table, obj.side_data)
