@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     install.set_defaults(handler=_models_install)
     listing = models_commands.add_parser("list", help="show the known models and whether they are installed")
     listing.set_defaults(handler=_models_list)
+
+    from atlas_assets.web.commands import add_web_commands
+
+    add_web_commands(commands)
     return parser
 
 

@@ -1,0 +1,452 @@
+"""The map server: a page per map and a small JSON + binary API (Starlette, served by uvicorn).
+
+Routes (`<map>` is `<org>/<slug>/<index>`):
+
+- `GET /` lists the public maps; `GET /maps/<map>` is the viewer page (`AtlasProjection.map_link`).
+- `GET /api/maps/<map>/meta` JSON: size, bounds, topics with label positions, fields, tags.
+- `GET /api/maps/<map>/points.bin` every point in 11 bytes: x float32[n] | y float32[n] |
+  depth-1 topic uint16[n] | flags uint8[n] (bit 0: in a duplicate cluster, bit 1: deletion
+  candidate); little-endian, columns back to back so the browser views them without copying.
+- `GET /api/maps/<map>/field/<name>` one colouring column: uint32 length L, L bytes of JSON
+  (kind, categories or min/max), zero padding to 4 bytes, then uint16 codes or float32 values.
+- `GET /api/maps/<map>/datum/<row>` one datum's details (fetched lazily on hover);
+  `GET .../image/<row>` its image bytes for image maps.
+- `GET /api/maps/<map>/search?q=...&mode=text|meaning&k=...` matching rows, best first.
+- `GET /api/maps/<map>/tags`, `GET .../tags/<tag>` (rows as uint32), `POST .../tags/<tag>`
+  (JSON `{"rows": [...], "action": "add"|"remove"}` or a uint32 body with `?action=`).
+
+Private maps need their dataset's token (`Authorization: Bearer` or `?token=`); without it every
+route answers 401 with the same body as for a map that does not exist.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import socket
+import struct
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from atlas_assets.errors import AtlasError
+from atlas_assets.web.auth import presented_token, token_matches
+from atlas_assets.web.source import NO_TOPIC, FieldColumn, MapPoints, MapSource
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+DEFAULT_PORT = 8765  # the port of atlas_assets.config.DEFAULT_MAP_SERVER (map_link)
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+FLAG_DUPLICATE = 1
+FLAG_DELETION_CANDIDATE = 2
+NOT_AVAILABLE = (
+    "no such map, or it is private: pass its access token as 'Authorization: Bearer <token>' "
+    "or '?token=<token>' (`atlas serve` prints the links with tokens)"
+)
+
+
+class MapRegistry(Protocol):
+    """Where the server finds maps by key."""
+
+    def get(self, key: str) -> MapSource | None: ...
+
+    def sources(self) -> list[MapSource]: ...
+
+
+class StaticRegistry:
+    """A fixed set of map sources (tests, benchmarks, `serve(sources=[...])`)."""
+
+    def __init__(self, sources: Iterable[MapSource]) -> None:
+        self._sources = {source.key: source for source in sources}
+
+    def get(self, key: str) -> MapSource | None:
+        return self._sources.get(key)
+
+    def sources(self) -> list[MapSource]:
+        return list(self._sources.values())
+
+
+def map_path(key: str) -> str:
+    """The page path of a map key (`org/slug/index`), each part URL-quoted."""
+    return "/maps/" + "/".join(quote(part, safe="") for part in key.split("/"))
+
+
+def map_url(key: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None) -> str:
+    """The full address of a map's page (with `?token=` for a private map)."""
+    shown_host = f"[{host}]" if ":" in host else host
+    suffix = f"?token={quote(token, safe='')}" if token else ""
+    return f"http://{shown_host}:{port}{map_path(key)}{suffix}"
+
+
+# encoding ------------------------------------------------------------------------------------------
+def encode_points(points: MapPoints) -> bytes:
+    """The 11-bytes-per-point binary form of a map's points (see the module docstring)."""
+    n = len(points)
+    topic = points.topic_codes[0] if points.topic_codes else np.full(n, NO_TOPIC, dtype=np.uint16)
+    flags = np.zeros(n, dtype=np.uint8)
+    flags[points.duplicate_class > 0] |= FLAG_DUPLICATE
+    flags[points.duplicate_class == 2] |= FLAG_DELETION_CANDIDATE
+    parts = [
+        np.ascontiguousarray(points.x, dtype="<f4").tobytes(),
+        np.ascontiguousarray(points.y, dtype="<f4").tobytes(),
+        np.ascontiguousarray(topic, dtype="<u2").tobytes(),
+        flags.tobytes(),
+    ]
+    return b"".join(parts)
+
+
+def encode_with_header(header: dict[str, Any], payload: bytes) -> bytes:
+    """uint32 JSON length + JSON + zero padding to a multiple of 4 + payload."""
+    text = json.dumps(header, separators=(",", ":")).encode()
+    padding = (-(4 + len(text))) % 4
+    return struct.pack("<I", len(text)) + text + b"\0" * padding + payload
+
+
+def encode_field(column: FieldColumn) -> bytes:
+    header: dict[str, Any] = {"name": column.name, "kind": column.kind}
+    if column.kind == "categorical":
+        assert column.codes is not None
+        header.update(categories=column.categories, counts=column.counts, dtype="uint16")
+        payload = np.ascontiguousarray(column.codes, dtype="<u2").tobytes()
+    else:
+        assert column.values is not None
+        header.update(min=column.minimum, max=column.maximum, dtype="float32")
+        payload = np.ascontiguousarray(column.values, dtype="<f4").tobytes()
+    return encode_with_header(header, payload)
+
+
+def _bounds(points: MapPoints) -> list[float]:
+    if len(points) == 0:
+        return [-1.0, -1.0, 1.0, 1.0]
+    finite_x = points.x[np.isfinite(points.x)]
+    finite_y = points.y[np.isfinite(points.y)]
+    return [float(finite_x.min()), float(finite_y.min()), float(finite_x.max()), float(finite_y.max())]
+
+
+def map_meta(source: MapSource) -> dict[str, Any]:
+    """The JSON description of a map the viewer starts from."""
+    points = source.points()
+    topics = source.topics()
+    duplicate_counts = np.bincount(points.duplicate_class, minlength=3)
+    return {
+        "key": source.key,
+        "title": source.title,
+        "modality": source.modality,
+        "count": len(points),
+        "bounds": _bounds(points),
+        "depths": len(points.topic_codes),
+        "topics": [
+            {
+                "depth": t.depth, "code": t.code, "label": t.label, "size": t.size,
+                "x": t.x, "y": t.y, "parent": t.parent_code, "keywords": t.keywords,
+                "description": t.description,
+            }
+            for t in topics
+        ],
+        "fields": [{"name": f.name, "kind": f.kind} for f in source.fields()],
+        "duplicates": {"duplicates": int(duplicate_counts[1] + duplicate_counts[2]),
+                       "deletion_candidates": int(duplicate_counts[2])},
+        "tags": [{"name": name, "count": count} for name, count in source.tag_counts().items()],
+        "points_format": {"bytes_per_point": 11, "layout": ["x:f32", "y:f32", "topic1:u16", "flags:u8"],
+                          "no_topic": int(NO_TOPIC), "flags": {"duplicate": FLAG_DUPLICATE,
+                                                               "deletion_candidate": FLAG_DELETION_CANDIDATE}},
+    }
+
+
+# the app ---------------------------------------------------------------------------------------------
+class _PointCache:
+    """Encoded point buffers per map source object: built once, served many times (1M points =
+    11 MB). Keyed weakly by the source, so a registry that replaces a source after the map was
+    rebuilt also drops its stale buffer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffers: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+
+    def get(self, source: MapSource) -> bytes:
+        with self._lock:
+            buffer = self._buffers.get(source)
+            if buffer is None:
+                buffer = self._buffers[source] = encode_points(source.points())
+            return buffer
+
+
+def create_app(
+    registry: MapRegistry | Iterable[MapSource],
+    *,
+    allowed_hosts: list[str] | None = None,
+) -> Starlette:
+    """The Starlette app serving the maps in `registry`.
+
+    allowed_hosts: Host headers accepted (None: any); `serve` on a loopback address passes the
+    loopback names, which stops DNS-rebinding pages from reaching the server through a browser.
+    """
+    if not hasattr(registry, "get"):
+        registry = StaticRegistry(registry)  # type: ignore[arg-type]
+    maps: MapRegistry = registry  # type: ignore[assignment]
+    cache = _PointCache()
+    index_html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+
+    def authorised_source(request: Request) -> MapSource:
+        params = request.path_params
+        key = "/".join((params["org"], params["slug"], params["index"]))
+        source = maps.get(key)
+        token = presented_token(request.headers.get("authorization"), request.query_params.get("token"))
+        if source is None:
+            token_matches(None, token)
+            raise HTTPException(401, NOT_AVAILABLE, headers={"WWW-Authenticate": "Bearer"})
+        if not source.is_public and not token_matches(source.access_token(), token):
+            raise HTTPException(401, NOT_AVAILABLE, headers={"WWW-Authenticate": "Bearer"})
+        return source
+
+    def cache_headers(source: MapSource) -> dict[str, str]:
+        return {"Cache-Control": "no-store" if not source.is_public else "no-cache"}
+
+    def home(request: Request) -> HTMLResponse:
+        items = "".join(
+            f'<li><a href="{html.escape(map_path(s.key))}">{html.escape(s.title)}</a></li>'
+            for s in maps.sources()
+            if s.is_public
+        )
+        body = items or "<li>No public maps yet. Private maps open with their token link.</li>"
+        return HTMLResponse(
+            "<!doctype html><html lang=en><head><meta charset=utf-8><title>Atlas maps</title>"
+            '<link rel="stylesheet" href="/static/viewer.css"></head><body class="home">'
+            f"<main><h1>Maps</h1><ul>{body}</ul></main></body></html>"
+        )
+
+    def page(request: Request) -> Response:
+        try:
+            source = authorised_source(request)
+        except HTTPException:
+            return HTMLResponse(
+                "<!doctype html><html lang=en><head><meta charset=utf-8><title>Map not available"
+                f"</title></head><body><main><h1>Map not available</h1><p>{html.escape(NOT_AVAILABLE)}"
+                "</p></main></body></html>",
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"},
+            )
+        title = html.escape(source.title)
+        return HTMLResponse(index_html.replace("{{TITLE}}", title), headers=cache_headers(source))
+
+    def meta(request: Request) -> JSONResponse:
+        source = authorised_source(request)
+        return JSONResponse(map_meta(source), headers=cache_headers(source))
+
+    def points(request: Request) -> Response:
+        source = authorised_source(request)
+        return Response(cache.get(source), media_type="application/octet-stream", headers=cache_headers(source))
+
+    def field(request: Request) -> Response:
+        source = authorised_source(request)
+        try:
+            column = source.field_column(request.path_params["name"])
+        except KeyError:
+            raise HTTPException(404, f"this map has no field {request.path_params['name']!r}") from None
+        return Response(encode_field(column), media_type="application/octet-stream", headers=cache_headers(source))
+
+    def datum(request: Request) -> JSONResponse:
+        source = authorised_source(request)
+        try:
+            details = source.datum(int(request.path_params["row"]))
+        except IndexError:
+            raise HTTPException(404, "row out of range") from None
+        return JSONResponse(details, headers=cache_headers(source))
+
+    def image(request: Request) -> Response:
+        source = authorised_source(request)
+        found = source.image(int(request.path_params["row"]))
+        if found is None:
+            raise HTTPException(404, "this datum has no image")
+        blob, media_type = found
+        return Response(blob, media_type=media_type, headers=cache_headers(source))
+
+    def search(request: Request) -> JSONResponse:
+        source = authorised_source(request)
+        query = request.query_params.get("q", "")
+        mode = request.query_params.get("mode", "meaning")
+        try:
+            k = int(request.query_params.get("k", "100"))
+        except ValueError:
+            raise HTTPException(400, "k must be an integer") from None
+        if not query.strip():
+            raise HTTPException(400, "empty query: pass ?q=<words>")
+        try:
+            result = source.search(query, mode=mode, k=k)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
+        except LookupError as error:
+            raise HTTPException(409, str(error)) from None
+        except AtlasError as error:
+            raise HTTPException(409, str(error)) from None
+        return JSONResponse(
+            {"mode": result.mode, "count": int(len(result.rows)), "rows": result.rows.tolist(),
+             "scores": [round(float(s), 5) for s in result.scores]},
+            headers=cache_headers(source),
+        )
+
+    def tags(request: Request) -> JSONResponse:
+        source = authorised_source(request)
+        return JSONResponse(
+            {"tags": [{"name": n, "count": c} for n, c in source.tag_counts().items()]},
+            headers=cache_headers(source),
+        )
+
+    async def tag(request: Request) -> Response:
+        source = authorised_source(request)
+        name = request.path_params["tag"]
+        if request.method == "GET":
+            try:
+                rows = source.tag_rows(name)
+            except (LookupError, AtlasError) as error:
+                raise HTTPException(409, str(error)) from None
+            return Response(np.asarray(rows, dtype="<u4").tobytes(), media_type="application/octet-stream",
+                            headers=cache_headers(source))
+        content_type = request.headers.get("content-type", "").split(";")[0].strip()
+        body = await request.body()
+        if content_type == "application/json":
+            try:
+                document = json.loads(body)
+                rows = np.asarray(document.get("rows", []), dtype=np.int64)
+                action = str(document.get("action", "add"))
+            except (ValueError, TypeError, AttributeError):
+                raise HTTPException(400, "body must be JSON {'rows': [int, ...], 'action': 'add'|'remove'}") from None
+        elif content_type == "application/octet-stream":
+            if len(body) % 4:
+                raise HTTPException(400, "binary body must be uint32 rows (a multiple of 4 bytes)")
+            rows = np.frombuffer(body, dtype="<u4").astype(np.int64)
+            action = request.query_params.get("action", "add")
+        else:
+            # simple (CORS-safelisted) content types are refused so other web pages cannot post here
+            raise HTTPException(415, "send rows as application/json or application/octet-stream")
+        if action not in ("add", "remove"):
+            raise HTTPException(400, "action must be 'add' or 'remove'")
+        import anyio.to_thread
+
+        def apply() -> int:
+            if action == "add":
+                return source.tag_rows_add(rows, name)
+            return source.tag_rows_remove(rows, name)
+
+        try:
+            changed = await anyio.to_thread.run_sync(apply)
+        except IndexError:
+            raise HTTPException(400, "a row is out of range for this map") from None
+        except (LookupError, AtlasError) as error:
+            raise HTTPException(400, str(error)) from None
+        counts = source.tag_counts()
+        return JSONResponse({"tag": name, "action": action, "changed": changed, "count": counts.get(name, 0)})
+
+    map_prefix = "/api/maps/{org}/{slug}/{index}"
+    routes = [
+        Route("/", home),
+        Route("/maps/{org}/{slug}/{index}", page),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
+        Route(map_prefix + "/meta", meta),
+        Route(map_prefix + "/points.bin", points),
+        Route(map_prefix + "/field/{name}", field),
+        Route(map_prefix + "/datum/{row:int}", datum),
+        Route(map_prefix + "/image/{row:int}", image),
+        Route(map_prefix + "/search", search),
+        Route(map_prefix + "/tags", tags),
+        Route(map_prefix + "/tags/{tag}", tag, methods=["GET", "POST"]),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)
+
+    middleware = [Middleware(GZipMiddleware, minimum_size=2048)]
+    if allowed_hosts is not None:
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error})
+
+
+# running -------------------------------------------------------------------------------------------
+def _is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+class BackgroundServer:
+    """A uvicorn server on its own thread (tests, benchmarks, notebooks); `stop()` ends it."""
+
+    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
+        import uvicorn
+
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.host = host
+        self.port = int(self._socket.getsockname()[1])
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the map server did not start")
+            time.sleep(0.02)
+
+    @property
+    def url(self) -> str:
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{shown}:{self.port}"
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    *,
+    sources: Iterable[MapSource] | MapRegistry | None = None,
+    announce: Callable[[str], None] = print,
+    log_level: str = "warning",
+) -> None:
+    """Serve the maps (default: every map under ATLAS_HOME) until interrupted.
+
+    Binds to 127.0.0.1 unless told otherwise: a map server on a public interface shows public maps to
+    anyone who can reach it, so choosing another host is left to the person running it.
+    """
+    import uvicorn
+
+    if sources is None:
+        from atlas_assets.web.discovery import HomeRegistry
+
+        registry: MapRegistry = HomeRegistry()
+    elif hasattr(sources, "get"):
+        registry = sources  # type: ignore[assignment]
+    else:
+        registry = StaticRegistry(sources)  # type: ignore[arg-type]
+    allowed = LOOPBACK_HOSTS if _is_loopback(host) else None
+    app = create_app(registry, allowed_hosts=allowed)
+    for source in registry.sources():
+        token = None if source.is_public else source.access_token()
+        kind = "public " if source.is_public else "private"
+        announce(f"{kind} {source.key}: {map_url(source.key, host, port, token)}")
+    shown_host = f"[{host}]" if ":" in host else host
+    announce(f"map server on http://{shown_host}:{port}/ (Ctrl+C stops it)")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

@@ -1,0 +1,45 @@
+"""The `atlas serve` and `atlas token` commands (registered by atlas_assets.cli)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from atlas_assets.web.app import DEFAULT_PORT
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from atlas_assets.web.app import serve
+
+    serve(host=args.host, port=args.port)
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from atlas_assets.dataset import AtlasDataset, parse_identifier
+    from atlas_assets.errors import DatasetNotFoundError
+    from atlas_assets.web.source import _dataset_token
+    from resources.store import DatasetStore
+
+    organisation, slug, _ = parse_identifier(args.dataset)
+    if DatasetStore().find_dataset(organisation, slug) is None:
+        raise DatasetNotFoundError(f"no dataset {organisation}/{slug}; list maps with `atlas serve`")
+    dataset = AtlasDataset(f"{organisation}/{slug}")
+    token = _dataset_token(dataset)
+    if dataset.is_public:
+        print(f"{dataset.identifier} is public: its map needs no token (this one is kept for later): {token}")
+    else:
+        print(token)
+    return 0
+
+
+def add_web_commands(commands: Any) -> None:
+    """Add `serve` and `token` to the CLI's subcommands."""
+    serve = commands.add_parser("serve", help="serve the interactive maps (http://127.0.0.1:%d/)" % DEFAULT_PORT)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: only this machine can connect)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    serve.set_defaults(handler=_serve)
+    token = commands.add_parser("token", help="print the access token of a private dataset's maps")
+    token.add_argument("dataset", help="dataset identifier, 'org/name' or 'name'")
+    token.set_defaults(handler=_token)

@@ -1,0 +1,864 @@
+/* Atlas map viewer: a dependency-free WebGL point map.
+ *
+ * Points arrive once as columns (x, y float32; depth-1 topic uint16; flags uint8) and go straight into
+ * GPU buffers. Everything else (datum details, fields to colour by, search results, tags) is fetched
+ * when needed. A 2-D canvas on top holds only labels, the hover ring and the selection outline.
+ */
+(function () {
+  "use strict";
+
+  const NO_TOPIC = 65535;
+  const PALETTE = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#bab0ac", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+    "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+  ];
+  const OTHER_COLOR = "#b8b8b8";
+  const HL_SEARCH = 1, HL_SELECTED = 2, HL_TAG = 4, HL_LEGEND = 8;
+
+  // ---- where we are -------------------------------------------------------------------------------
+  const parts = location.pathname.split("/").filter(Boolean); // ["map", org, slug, index]
+  const mapKey = parts.slice(1, 4).map(decodeURIComponent);
+  const apiBase = "/api/maps/" + parts.slice(1, 4).join("/");
+  const token = new URLSearchParams(location.search).get("token");
+  const authHeaders = token ? { Authorization: "Bearer " + token } : {};
+  const $ = (id) => document.getElementById(id);
+
+  const viewer = {
+    ready: false,
+    error: null,
+    timings: {},
+    meta: null,
+    count: 0,
+    hoveredRow: -1,
+    selection: new Uint32Array(0),
+    searchRows: new Uint32Array(0),
+    lastDatum: null,
+    frames: 0,
+  };
+  window.atlasViewer = viewer;
+
+  async function api(path, options) {
+    const response = await fetch(apiBase + path, Object.assign({ headers: authHeaders }, options || {}));
+    if (!response.ok) {
+      let message = response.status + " " + response.statusText;
+      try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
+      const error = new Error(message);
+      error.status = response.status;
+      throw error;
+    }
+    return response;
+  }
+  const withToken = (url) => (token ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : url);
+
+  function setStatus(text) { $("status").textContent = text; }
+  function hexToRgb(hex) {
+    const v = parseInt(hex.slice(1), 16);
+    return [((v >> 16) & 255) / 255, ((v >> 8) & 255) / 255, (v & 255) / 255];
+  }
+  const fmt = (n) => n.toLocaleString("en-US");
+
+  // ---- WebGL --------------------------------------------------------------------------------------
+  const glCanvas = $("points-layer");
+  const overlay = $("overlay-layer");
+  const ctx = overlay.getContext("2d");
+  const gl = glCanvas.getContext("webgl", { antialias: false, alpha: false, premultipliedAlpha: false })
+    || glCanvas.getContext("experimental-webgl");
+
+  const VERTEX = `
+    precision highp float;
+    attribute float a_x; attribute float a_y; attribute float a_cat; attribute float a_val;
+    attribute float a_flags; attribute float a_hl;
+    uniform vec2 u_center; uniform vec2 u_scale; uniform float u_size; uniform float u_alpha;
+    uniform int u_mode; uniform vec3 u_palette[21]; uniform float u_paletteSize;
+    uniform vec2 u_range; uniform float u_dupOnly; uniform float u_anyHl; uniform float u_pass;
+    varying vec4 v_color;
+    vec3 ramp(float t) {
+      vec3 c0 = vec3(0.267, 0.005, 0.329); vec3 c1 = vec3(0.231, 0.322, 0.545);
+      vec3 c2 = vec3(0.129, 0.569, 0.553); vec3 c3 = vec3(0.369, 0.788, 0.384); vec3 c4 = vec3(0.992, 0.906, 0.145);
+      if (t < 0.25) return mix(c0, c1, t * 4.0);
+      if (t < 0.5) return mix(c1, c2, (t - 0.25) * 4.0);
+      if (t < 0.75) return mix(c2, c3, (t - 0.5) * 4.0);
+      return mix(c3, c4, (t - 0.75) * 4.0);
+    }
+    void hide() { gl_Position = vec4(3.0, 3.0, 0.0, 1.0); gl_PointSize = 0.0; v_color = vec4(0.0); }
+    void main() {
+      bool dup = mod(a_flags, 2.0) >= 1.0;
+      bool lit = a_hl > 0.5;
+      if (u_dupOnly > 0.5 && !dup) { hide(); return; }
+      if (u_pass > 0.5 && !lit) { hide(); return; }
+      gl_Position = vec4((a_x - u_center.x) * u_scale.x, (a_y - u_center.y) * u_scale.y, 0.0, 1.0);
+      vec3 c = vec3(0.6);
+      if (u_mode == 0) {
+        if (a_cat < 65534.5) {
+          int i = int(mod(a_cat, u_paletteSize) + 0.5);
+          for (int k = 0; k < 21; k++) { if (k == i) { c = u_palette[k]; } }
+        }
+      } else {
+        if (a_val == a_val) { c = ramp(clamp((a_val - u_range.x) / max(u_range.y - u_range.x, 1e-20), 0.0, 1.0)); }
+      }
+      float size = u_size; float alpha = u_alpha;
+      if (u_anyHl > 0.5) {
+        if (lit) {
+          size = max(u_size * 2.2, 5.0); alpha = 1.0;
+          if (mod(a_hl, 2.0) >= 1.0) { c = mix(c, vec3(0.85, 0.1, 0.1), 0.55); }
+        } else {
+          alpha = u_alpha * 0.25; c = mix(c, vec3(0.75), 0.6);
+        }
+      }
+      gl_PointSize = size;
+      v_color = vec4(c, alpha);
+    }`;
+  const FRAGMENT = `
+    precision mediump float;
+    varying vec4 v_color;
+    void main() {
+      vec2 d = gl_PointCoord - vec2(0.5);
+      float r2 = dot(d, d);
+      if (r2 > 0.25) discard;
+      gl_FragColor = vec4(v_color.rgb, v_color.a);
+    }`;
+
+  function compile(type, source) {
+    const shader = gl.createShader(type);
+    gl.shaderSource(shader, source);
+    gl.compileShader(shader);
+    if (!gl.getShaderParameter(shader, gl.COMPILE_STATUS)) throw new Error(gl.getShaderInfoLog(shader));
+    return shader;
+  }
+  let program, loc = {}, buffers = {};
+  function initGl() {
+    if (!gl) throw new Error("This browser has no WebGL; the map needs it.");
+    program = gl.createProgram();
+    gl.attachShader(program, compile(gl.VERTEX_SHADER, VERTEX));
+    gl.attachShader(program, compile(gl.FRAGMENT_SHADER, FRAGMENT));
+    gl.linkProgram(program);
+    if (!gl.getProgramParameter(program, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(program));
+    gl.useProgram(program);
+    for (const name of ["a_x", "a_y", "a_cat", "a_val", "a_flags", "a_hl"]) loc[name] = gl.getAttribLocation(program, name);
+    for (const name of ["u_center", "u_scale", "u_size", "u_alpha", "u_mode", "u_palette", "u_paletteSize",
+      "u_range", "u_dupOnly", "u_anyHl", "u_pass"]) loc[name] = gl.getUniformLocation(program, name);
+    gl.enable(gl.BLEND);
+    gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
+  }
+  function attribute(name, data, type) {
+    const buffer = buffers[name] || gl.createBuffer();
+    buffers[name] = buffer;
+    gl.bindBuffer(gl.ARRAY_BUFFER, buffer);
+    gl.bufferData(gl.ARRAY_BUFFER, data, gl.STATIC_DRAW);
+    gl.enableVertexAttribArray(loc[name]);
+    gl.vertexAttribPointer(loc[name], 1, type, false, 0, 0);
+  }
+  function setPalette(colors) {
+    const flat = new Float32Array(21 * 3);
+    colors.slice(0, 21).forEach((hex, i) => flat.set(hexToRgb(hex), i * 3));
+    gl.uniform3fv(loc.u_palette, flat);
+    gl.uniform1f(loc.u_paletteSize, Math.max(1, Math.min(21, colors.length)));
+  }
+
+  // ---- data ---------------------------------------------------------------------------------------
+  let n = 0, xs, ys, topics, flags, highlight;
+  let grid = null;
+  const colour = { field: "topic_depth_1", kind: "categorical", categories: [], counts: [], colors: [], min: 0, max: 1 };
+  let dupOnly = false;
+
+  function buildGrid() {
+    const [x0, y0, x1, y1] = viewer.meta.bounds;
+    const size = Math.max(1, Math.min(1024, Math.ceil(Math.sqrt(n / 8))));
+    const w = (x1 - x0) || 1, h = (y1 - y0) || 1;
+    const cellOf = new Uint32Array(n);
+    const start = new Uint32Array(size * size + 1);
+    for (let i = 0; i < n; i++) {
+      const cx = Math.min(size - 1, Math.max(0, Math.floor(((xs[i] - x0) / w) * size)));
+      const cy = Math.min(size - 1, Math.max(0, Math.floor(((ys[i] - y0) / h) * size)));
+      const c = cy * size + cx;
+      cellOf[i] = c;
+      start[c + 1]++;
+    }
+    for (let c = 0; c < size * size; c++) start[c + 1] += start[c];
+    const fill = start.slice(0, size * size);
+    const items = new Uint32Array(n);
+    for (let i = 0; i < n; i++) items[fill[cellOf[i]]++] = i;
+    grid = { size, x0, y0, w, h, start, items };
+  }
+
+  function nearestRow(dataX, dataY, radius) {
+    if (!grid) return -1;
+    const { size, x0, y0, w, h, start, items } = grid;
+    const cx0 = Math.max(0, Math.floor(((dataX - radius - x0) / w) * size));
+    const cx1 = Math.min(size - 1, Math.floor(((dataX + radius - x0) / w) * size));
+    const cy0 = Math.max(0, Math.floor(((dataY - radius - y0) / h) * size));
+    const cy1 = Math.min(size - 1, Math.floor(((dataY + radius - y0) / h) * size));
+    let best = -1, bestD = radius * radius;
+    for (let cy = cy0; cy <= cy1; cy++) {
+      for (let cx = cx0; cx <= cx1; cx++) {
+        const c = cy * size + cx;
+        for (let k = start[c]; k < start[c + 1]; k++) {
+          const i = items[k];
+          if (dupOnly && !(flags[i] & 1)) continue;
+          const dx = xs[i] - dataX, dy = ys[i] - dataY, d = dx * dx + dy * dy;
+          if (d <= bestD) { bestD = d; best = i; }
+        }
+      }
+    }
+    return best;
+  }
+
+  // ---- view ---------------------------------------------------------------------------------------
+  const view = { cx: 0, cy: 0, scale: 1, fitScale: 1, width: 1, height: 1, dpr: 1 };
+  const target = { cx: 0, cy: 0, scale: 1, active: false };
+
+  function fitView(immediate) {
+    const [x0, y0, x1, y1] = viewer.meta.bounds;
+    const scale = 0.92 * Math.min(view.width / ((x1 - x0) || 1), view.height / ((y1 - y0) || 1));
+    view.fitScale = scale;
+    animateTo((x0 + x1) / 2, (y0 + y1) / 2, scale, immediate);
+  }
+  function animateTo(cx, cy, scale, immediate) {
+    target.cx = cx; target.cy = cy;
+    target.scale = Math.max(view.fitScale * 0.25, Math.min(view.fitScale * 5000, scale));
+    if (immediate) { view.cx = target.cx; view.cy = target.cy; view.scale = target.scale; target.active = false; }
+    else target.active = true;
+    requestRender();
+  }
+  const toData = (px, py) => [view.cx + (px - view.width / 2) / view.scale, view.cy - (py - view.height / 2) / view.scale];
+  const toScreen = (x, y) => [view.width / 2 + (x - view.cx) * view.scale, view.height / 2 - (y - view.cy) * view.scale];
+  function zoomAt(px, py, factor) {
+    const base = target.active ? target : view;
+    const [dx, dy] = [base.cx + (px - view.width / 2) / base.scale, base.cy - (py - view.height / 2) / base.scale];
+    const scale = Math.max(view.fitScale * 0.25, Math.min(view.fitScale * 5000, base.scale * factor));
+    animateTo(dx - (px - view.width / 2) / scale, dy + (py - view.height / 2) / scale, scale, false);
+  }
+  function pointSize() {
+    const base = n > 500000 ? 1.6 : n > 100000 ? 2.2 : n > 20000 ? 3 : n > 3000 ? 4 : 6;
+    const zoom = view.scale / view.fitScale;
+    return Math.min(base * Math.max(1, Math.pow(zoom, 0.35)), 14) * view.dpr;
+  }
+
+  function resize() {
+    const rect = $("map").getBoundingClientRect();
+    view.dpr = window.devicePixelRatio || 1;
+    view.width = Math.max(1, rect.width); view.height = Math.max(1, rect.height);
+    for (const canvas of [glCanvas, overlay]) {
+      canvas.width = Math.round(view.width * view.dpr);
+      canvas.height = Math.round(view.height * view.dpr);
+    }
+    if (viewer.meta) {
+      const previousFit = view.fitScale;
+      const [x0, y0, x1, y1] = viewer.meta.bounds;
+      view.fitScale = 0.92 * Math.min(view.width / ((x1 - x0) || 1), view.height / ((y1 - y0) || 1));
+      if (previousFit && isFinite(previousFit)) { view.scale *= view.fitScale / previousFit; target.scale = view.scale; }
+    }
+    requestRender();
+  }
+
+  // ---- drawing ------------------------------------------------------------------------------------
+  let frameRequested = false;
+  function requestRender() {
+    if (!frameRequested) { frameRequested = true; requestAnimationFrame(frame); }
+  }
+  function frame() {
+    frameRequested = false;
+    if (target.active) {
+      const k = 0.28;
+      view.cx += (target.cx - view.cx) * k; view.cy += (target.cy - view.cy) * k;
+      view.scale *= Math.pow(target.scale / view.scale, k);
+      if (Math.abs(target.scale / view.scale - 1) < 1e-3 && Math.abs(target.cx - view.cx) * view.scale < 0.3
+          && Math.abs(target.cy - view.cy) * view.scale < 0.3) {
+        view.cx = target.cx; view.cy = target.cy; view.scale = target.scale; target.active = false;
+      }
+      requestRender();
+    }
+    draw();
+  }
+  let anyHighlight = false;
+  function drawPoints() {
+    if (!n) return;
+    gl.viewport(0, 0, glCanvas.width, glCanvas.height);
+    gl.clearColor(0.969, 0.969, 0.961, 1);
+    gl.clear(gl.COLOR_BUFFER_BIT);
+    gl.uniform2f(loc.u_center, view.cx, view.cy);
+    gl.uniform2f(loc.u_scale, (2 * view.scale) / view.width, (2 * view.scale) / view.height);
+    gl.uniform1f(loc.u_size, pointSize());
+    gl.uniform1f(loc.u_alpha, n > 200000 ? 0.55 : n > 20000 ? 0.7 : 0.85);
+    gl.uniform1i(loc.u_mode, colour.kind === "numeric" ? 1 : 0);
+    gl.uniform2f(loc.u_range, colour.min, colour.max);
+    gl.uniform1f(loc.u_dupOnly, dupOnly ? 1 : 0);
+    gl.uniform1f(loc.u_anyHl, anyHighlight ? 1 : 0);
+    gl.uniform1f(loc.u_pass, 0);
+    gl.drawArrays(gl.POINTS, 0, n);
+    if (anyHighlight) { gl.uniform1f(loc.u_pass, 1); gl.drawArrays(gl.POINTS, 0, n); }
+  }
+  function draw() {
+    drawPoints();
+    viewer.frames++;
+    ctx.setTransform(view.dpr, 0, 0, view.dpr, 0, 0);
+    ctx.clearRect(0, 0, view.width, view.height);
+    drawLabels();
+    drawHover();
+    drawSelectionShape();
+  }
+
+  // Labels: one depth at a time (deeper as you zoom in), biggest topics first, never overlapping.
+  const labelWidths = new Map();
+  function labelDepth() {
+    const depths = viewer.meta ? viewer.meta.depths : 0;
+    if (!depths) return 0;
+    const zoom = view.scale / view.fitScale;
+    const depth = zoom < 2.5 ? 1 : zoom < 8 ? 2 : 3;
+    return Math.min(depth, depths);
+  }
+  viewer.labelDepth = labelDepth;
+  viewer.placedLabels = [];
+  function drawLabels() {
+    const depth = labelDepth();
+    const placed = [];
+    viewer.placedLabels = placed;
+    if (!depth) return;
+    const candidates = topicsByDepth[depth] || [];
+    const maxSize = candidates.length ? candidates[0].size : 1;
+    for (const topic of candidates) {
+      if (placed.length >= 80) break;
+      const [sx, sy] = toScreen(topic.x, topic.y);
+      if (sx < -50 || sy < -20 || sx > view.width + 50 || sy > view.height + 20) continue;
+      const fontSize = Math.round(11 + 5 * Math.sqrt(topic.size / maxSize)) + (depth === 1 ? 1 : 0);
+      const font = (depth === 1 ? "600 " : "500 ") + fontSize + "px 'DejaVu Sans', sans-serif";
+      const key = font + "|" + topic.label;
+      let width = labelWidths.get(key);
+      if (width === undefined) { ctx.font = font; width = ctx.measureText(topic.label).width; labelWidths.set(key, width); }
+      const box = { x0: sx - width / 2 - 4, y0: sy - fontSize / 2 - 3, x1: sx + width / 2 + 4, y1: sy + fontSize / 2 + 3 };
+      if (box.x0 < 0 || box.y0 < 0 || box.x1 > view.width || box.y1 > view.height) continue;
+      if (placed.some((p) => box.x0 < p.x1 && box.x1 > p.x0 && box.y0 < p.y1 && box.y1 > p.y0)) continue;
+      box.label = topic.label; box.depth = depth;
+      placed.push(box);
+      ctx.font = font;
+      ctx.textAlign = "center"; ctx.textBaseline = "middle";
+      ctx.lineJoin = "round"; ctx.lineWidth = 4; ctx.strokeStyle = "rgba(255,255,255,0.92)";
+      ctx.strokeText(topic.label, sx, sy);
+      ctx.fillStyle = "#1d2125";
+      ctx.fillText(topic.label, sx, sy);
+    }
+  }
+  function drawHover() {
+    const row = viewer.hoveredRow;
+    if (row < 0) return;
+    const [sx, sy] = toScreen(xs[row], ys[row]);
+    ctx.beginPath();
+    ctx.arc(sx, sy, Math.max(5, pointSize() / view.dpr), 0, Math.PI * 2);
+    ctx.lineWidth = 2; ctx.strokeStyle = "#111"; ctx.stroke();
+  }
+
+  // ---- colouring and legend --------------------------------------------------------------------------
+  const topicsByDepth = {};
+  function topicCategories() {
+    const list = (topicsByDepth[1] || []).slice().sort((a, b) => a.code - b.code);
+    return { categories: list.map((t) => t.label), counts: list.map((t) => t.size) };
+  }
+  function paletteFor(count, hasOther) {
+    const colors = [];
+    for (let i = 0; i < count; i++) colors.push(hasOther && i === count - 1 ? OTHER_COLOR : PALETTE[i % PALETTE.length]);
+    return colors;
+  }
+  async function colourBy(name) {
+    let column;
+    if (name === "topic_depth_1" && viewer.meta.depths >= 1) {
+      attribute("a_cat", topics, gl.UNSIGNED_SHORT);
+      const { categories, counts } = topicCategories();
+      column = { kind: "categorical", categories, counts };
+    } else {
+      const response = await api("/field/" + encodeURIComponent(name));
+      const buffer = await response.arrayBuffer();
+      const length = new DataView(buffer).getUint32(0, true);
+      const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, length)));
+      const offset = 4 + length + ((4 - ((4 + length) % 4)) % 4);
+      if (header.kind === "categorical") {
+        attribute("a_cat", new Uint16Array(buffer, offset, n), gl.UNSIGNED_SHORT);
+      } else {
+        attribute("a_val", new Float32Array(buffer, offset, n), gl.FLOAT);
+      }
+      column = header;
+    }
+    colour.field = name;
+    colour.kind = column.kind;
+    colour.categories = column.categories || [];
+    colour.counts = column.counts || [];
+    colour.min = column.min == null ? 0 : column.min;
+    colour.max = column.max == null ? 1 : column.max;
+    const hasOther = colour.categories[colour.categories.length - 1] === "(other)";
+    colour.colors = paletteFor(colour.categories.length, hasOther);
+    if (colour.kind === "categorical") {
+      const paletteColours = colour.colors.length > 21 ? PALETTE : colour.colors;
+      setPalette(paletteColours.length ? paletteColours : PALETTE);
+    }
+    renderLegend();
+    requestRender();
+  }
+  function renderLegend() {
+    const legend = $("legend");
+    legend.textContent = "";
+    if (colour.kind === "numeric") {
+      const li = document.createElement("li");
+      li.innerHTML = '<span class="min"></span><span class="ramp" aria-hidden="true"></span><span class="max"></span>';
+      li.querySelector(".min").textContent = Number(colour.min).toPrecision(3);
+      li.querySelector(".max").textContent = Number(colour.max).toPrecision(3);
+      li.setAttribute("aria-label", colour.field + " from " + colour.min + " to " + colour.max);
+      legend.appendChild(li);
+      return;
+    }
+    colour.categories.forEach((name, i) => {
+      const li = document.createElement("li");
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = colour.colors.length > 21 ? PALETTE[i % PALETTE.length] : colour.colors[i];
+      const label = document.createElement("span");
+      label.className = "name"; label.textContent = name; label.title = name;
+      const count = document.createElement("span");
+      count.className = "count"; count.textContent = fmt(colour.counts[i] || 0);
+      li.append(swatch, label, count);
+      legend.appendChild(li);
+    });
+  }
+
+  // ---- highlights (search, selection, tags) ----------------------------------------------------------------
+  function setHighlightBit(bit, rows) {
+    for (let i = 0; i < n; i++) highlight[i] &= ~bit;
+    for (let k = 0; k < rows.length; k++) highlight[rows[k]] |= bit;
+    anyHighlight = false;
+    for (let i = 0; i < n; i++) { if (highlight[i]) { anyHighlight = true; break; } }
+    attribute("a_hl", highlight, gl.UNSIGNED_BYTE);
+    requestRender();
+  }
+  viewer.setHighlightBit = setHighlightBit;
+
+  // ---- hover and details ---------------------------------------------------------------------------
+  const datumCache = new Map();
+  async function fetchDatum(row) {
+    if (datumCache.has(row)) return datumCache.get(row);
+    const promise = api("/datum/" + row).then((r) => r.json());
+    datumCache.set(row, promise);
+    if (datumCache.size > 500) datumCache.delete(datumCache.keys().next().value);
+    return promise;
+  }
+  function excerptOf(datum) {
+    const fields = datum.fields || {};
+    if (datum.text_field && typeof fields[datum.text_field] === "string") return fields[datum.text_field];
+    let best = "";
+    for (const value of Object.values(fields)) if (typeof value === "string" && value.length > best.length) best = value;
+    return best || String(datum.id);
+  }
+  const tooltip = $("tooltip");
+  let hoverTimer = 0, hoverToken = 0;
+  function showTooltip(row, px, py) {
+    viewer.hoveredRow = row;
+    requestRender();
+    clearTimeout(hoverTimer);
+    if (row < 0) { tooltip.hidden = true; return; }
+    const ticket = ++hoverToken;
+    hoverTimer = setTimeout(async () => {
+      let datum;
+      try { datum = await fetchDatum(row); } catch (e) { return; }
+      if (ticket !== hoverToken || viewer.hoveredRow !== row) return;
+      viewer.lastDatum = datum;
+      tooltip.textContent = "";
+      if (datum.has_image) {
+        const img = document.createElement("img");
+        img.src = withToken(apiBase + "/image/" + row);
+        img.alt = "image of datum " + datum.id;
+        tooltip.appendChild(img);
+      }
+      if (datum.topics && datum.topics.length) {
+        const topic = document.createElement("div");
+        topic.className = "topic"; topic.textContent = datum.topics.join(" › ");
+        tooltip.appendChild(topic);
+      }
+      const excerpt = document.createElement("div");
+      excerpt.className = "excerpt";
+      const text = excerptOf(datum);
+      excerpt.textContent = text.length > 280 ? text.slice(0, 280) + "…" : text;
+      tooltip.appendChild(excerpt);
+      if (datum.duplicate_class && datum.duplicate_class !== "singleton") {
+        const dup = document.createElement("div");
+        dup.className = "dup"; dup.textContent = "duplicate: " + datum.duplicate_class;
+        tooltip.appendChild(dup);
+      }
+      tooltip.hidden = false;
+      const left = Math.min(px + 14, view.width - tooltip.offsetWidth - 8);
+      const top = py + 14 + tooltip.offsetHeight > view.height ? py - tooltip.offsetHeight - 10 : py + 14;
+      tooltip.style.left = Math.max(4, left) + "px";
+      tooltip.style.top = Math.max(4, top) + "px";
+    }, 40);
+  }
+  async function showDetails(row) {
+    const datum = await fetchDatum(row);
+    const box = $("details");
+    box.textContent = "";
+    if (datum.has_image) {
+      const img = document.createElement("img");
+      img.src = withToken(apiBase + "/image/" + row); img.alt = "image of datum " + datum.id;
+      box.appendChild(img);
+    }
+    const dl = document.createElement("dl");
+    const add = (k, v) => {
+      const dt = document.createElement("dt"); dt.textContent = k;
+      const dd = document.createElement("dd"); dd.textContent = v == null ? "" : String(v);
+      dl.append(dt, dd);
+    };
+    add("id", datum.id);
+    (datum.topics || []).forEach((t, i) => add("topic depth " + (i + 1), t));
+    add("duplicates", datum.duplicate_class);
+    for (const [k, v] of Object.entries(datum.fields || {})) add(k, v);
+    box.appendChild(dl);
+  }
+
+  // ---- pointer interaction ----------------------------------------------------------------------------
+  let tool = "pan";
+  let drag = null;
+  let shape = null; // {kind: "box"|"lasso", points: [[px,py],...]}
+  function setTool(name) {
+    tool = name;
+    $("tool-" + name).checked = true;
+    $("map").classList.remove("tool-pan", "tool-box", "tool-lasso");
+    $("map").classList.add("tool-" + name);
+  }
+  function localPoint(event) {
+    const rect = overlay.getBoundingClientRect();
+    return [event.clientX - rect.left, event.clientY - rect.top];
+  }
+  overlay.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    overlay.setPointerCapture(event.pointerId);
+    const [px, py] = localPoint(event);
+    drag = { startX: px, startY: py, lastX: px, lastY: py, moved: false };
+    if (tool !== "pan") shape = { kind: tool, points: [[px, py]] };
+    else $("map").classList.add("dragging");
+  });
+  overlay.addEventListener("pointermove", (event) => {
+    const [px, py] = localPoint(event);
+    if (drag) {
+      if (Math.abs(px - drag.startX) + Math.abs(py - drag.startY) > 3) drag.moved = true;
+      if (tool === "pan") {
+        const dx = (px - drag.lastX) / view.scale, dy = (py - drag.lastY) / view.scale;
+        view.cx -= dx; view.cy += dy;
+        target.cx = view.cx; target.cy = view.cy; target.scale = view.scale; target.active = false;
+        requestRender();
+      } else if (shape) {
+        if (shape.kind === "box") shape.points = [[drag.startX, drag.startY], [px, py]];
+        else shape.points.push([px, py]);
+        requestRender();
+      }
+      drag.lastX = px; drag.lastY = py;
+      return;
+    }
+    if (!n) return;
+    const [dxData, dyData] = toData(px, py);
+    const radius = Math.max(6, pointSize() / view.dpr) / view.scale;
+    const row = nearestRow(dxData, dyData, radius);
+    if (row !== viewer.hoveredRow) showTooltip(row, px, py);
+  });
+  function endDrag(event) {
+    if (!drag) return;
+    const wasClick = !drag.moved;
+    $("map").classList.remove("dragging");
+    if (shape && !wasClick) finishSelection(shape);
+    shape = null;
+    drag = null;
+    if (wasClick && event && event.type === "pointerup") {
+      const [px, py] = localPoint(event);
+      const [dx, dy] = toData(px, py);
+      const row = nearestRow(dx, dy, Math.max(6, pointSize() / view.dpr) / view.scale);
+      if (row >= 0) showDetails(row);
+    }
+    requestRender();
+  }
+  overlay.addEventListener("pointerup", endDrag);
+  overlay.addEventListener("pointercancel", endDrag);
+  overlay.addEventListener("pointerleave", () => { if (!drag) showTooltip(-1); });
+  overlay.addEventListener("wheel", (event) => {
+    event.preventDefault();
+    const [px, py] = localPoint(event);
+    const delta = event.deltaMode === 1 ? event.deltaY * 33 : event.deltaY;
+    zoomAt(px, py, Math.pow(2, -delta / 300));
+  }, { passive: false });
+  overlay.addEventListener("dblclick", (event) => { const [px, py] = localPoint(event); zoomAt(px, py, 2); });
+
+  function drawSelectionShape() {
+    if (!shape || shape.points.length < 2) return;
+    ctx.lineWidth = 1.5; ctx.strokeStyle = "#1f6feb"; ctx.fillStyle = "rgba(31,111,235,0.08)";
+    ctx.setLineDash([5, 4]);
+    ctx.beginPath();
+    if (shape.kind === "box") {
+      const [[ax, ay], [bx, by]] = shape.points;
+      ctx.rect(Math.min(ax, bx), Math.min(ay, by), Math.abs(bx - ax), Math.abs(by - ay));
+    } else {
+      shape.points.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+      ctx.closePath();
+    }
+    ctx.fill(); ctx.stroke(); ctx.setLineDash([]);
+  }
+  function rowsInPolygon(polygon) {
+    // polygon in data coordinates
+    let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
+    for (const [x, y] of polygon) { minX = Math.min(minX, x); maxX = Math.max(maxX, x); minY = Math.min(minY, y); maxY = Math.max(maxY, y); }
+    const out = [];
+    const m = polygon.length;
+    for (let i = 0; i < n; i++) {
+      const x = xs[i], y = ys[i];
+      if (x < minX || x > maxX || y < minY || y > maxY) continue;
+      if (dupOnly && !(flags[i] & 1)) continue;
+      let inside = false;
+      for (let a = 0, b = m - 1; a < m; b = a++) {
+        const ya = polygon[a][1], yb = polygon[b][1];
+        if ((ya > y) !== (yb > y)) {
+          const xCross = polygon[a][0] + ((y - ya) * (polygon[b][0] - polygon[a][0])) / (yb - ya);
+          if (x < xCross) inside = !inside;
+        }
+      }
+      if (inside) out.push(i);
+    }
+    return Uint32Array.from(out);
+  }
+  function finishSelection(s) {
+    let polygon;
+    if (s.kind === "box") {
+      const [[ax, ay], [bx, by]] = s.points;
+      polygon = [[ax, ay], [bx, ay], [bx, by], [ax, by]];
+    } else {
+      polygon = s.points;
+    }
+    if (polygon.length < 3) return;
+    select(rowsInPolygon(polygon.map(([px, py]) => toData(px, py))));
+  }
+  function select(rows) {
+    viewer.selection = rows;
+    setHighlightBit(HL_SELECTED, rows);
+    $("selection-count").textContent = rows.length
+      ? fmt(rows.length) + " point" + (rows.length === 1 ? "" : "s") + " selected."
+      : "No points selected. Use Box select or Lasso.";
+    $("tag-save").disabled = rows.length === 0;
+    setStatus(rows.length ? fmt(rows.length) + " points selected" : "Selection cleared");
+  }
+  viewer.select = (rows) => select(Uint32Array.from(rows));
+
+  // ---- search ------------------------------------------------------------------------------------------------
+  async function runSearch(query, mode) {
+    if (!query.trim()) { clearSearch(); return; }
+    setStatus("Searching…");
+    let result;
+    try {
+      const response = await api("/search?q=" + encodeURIComponent(query) + "&mode=" + mode + "&k=" + (mode === "meaning" ? 50 : 10000));
+      result = await response.json();
+    } catch (error) {
+      setStatus("Search failed: " + error.message);
+      return;
+    }
+    viewer.searchRows = Uint32Array.from(result.rows);
+    setHighlightBit(HL_SEARCH, viewer.searchRows);
+    setStatus(fmt(result.count) + (result.count === 1 ? " match" : " matches") + " for “" + query + "” (" + mode + ")");
+    const list = $("results");
+    list.textContent = "";
+    for (const row of result.rows.slice(0, 15)) {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      const excerpt = document.createElement("span");
+      excerpt.className = "excerpt"; excerpt.textContent = "row " + row;
+      button.appendChild(excerpt);
+      button.addEventListener("click", () => { focusRow(row); showDetails(row); });
+      li.appendChild(button);
+      list.appendChild(li);
+      fetchDatum(row).then((d) => { excerpt.textContent = excerptOf(d).slice(0, 200); }).catch(() => {});
+    }
+    viewer.searchDone = (viewer.searchDone || 0) + 1;
+  }
+  function clearSearch() {
+    viewer.searchRows = new Uint32Array(0);
+    setHighlightBit(HL_SEARCH, viewer.searchRows);
+    $("results").textContent = "";
+    setStatus("Search cleared");
+  }
+  function focusRow(row) {
+    animateTo(xs[row], ys[row], Math.max(view.scale, view.fitScale * 6), false);
+  }
+
+  // ---- tags -------------------------------------------------------------------------------------------------
+  async function refreshTags() {
+    const list = $("tag-list");
+    let tags = [];
+    try { tags = (await (await api("/tags")).json()).tags; } catch (e) { return; }
+    list.textContent = "";
+    if (!tags.length) { const li = document.createElement("li"); li.textContent = "No tags yet."; list.appendChild(li); }
+    for (const tag of tags) {
+      const li = document.createElement("li");
+      const name = document.createElement("span"); name.className = "name"; name.textContent = tag.name;
+      const count = document.createElement("span"); count.className = "count"; count.textContent = fmt(tag.count);
+      const show = document.createElement("button"); show.type = "button"; show.textContent = "Show";
+      show.setAttribute("aria-label", "Show points tagged " + tag.name);
+      show.addEventListener("click", async () => {
+        const rows = new Uint32Array(await (await api("/tags/" + encodeURIComponent(tag.name))).arrayBuffer());
+        setHighlightBit(HL_TAG, rows);
+        setStatus(fmt(rows.length) + " points tagged " + tag.name);
+      });
+      li.append(name, count, show);
+      list.appendChild(li);
+    }
+  }
+  $("tag-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $("tag-name").value.trim();
+    if (!name || !viewer.selection.length) return;
+    $("tag-save").disabled = true;
+    try {
+      const response = await api("/tags/" + encodeURIComponent(name), {
+        method: "POST",
+        headers: Object.assign({ "Content-Type": "application/octet-stream" }, authHeaders),
+        body: viewer.selection,
+      });
+      const result = await response.json();
+      setStatus("Tagged " + fmt(result.changed) + " new points as “" + name + "” (" + fmt(result.count) + " in the tag)");
+      viewer.lastTagSaved = result;
+      await refreshTags();
+    } catch (error) {
+      setStatus("Could not save the tag: " + error.message);
+    } finally {
+      $("tag-save").disabled = viewer.selection.length === 0;
+    }
+  });
+
+  // ---- controls and keyboard ------------------------------------------------------------------------------
+  $("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    runSearch($("search-input").value, $("search-mode").value);
+  });
+  $("search-clear").addEventListener("click", () => { $("search-input").value = ""; clearSearch(); });
+  $("color-by").addEventListener("change", (event) => colourBy(event.target.value).catch((e) => setStatus(e.message)));
+  $("duplicates-only").addEventListener("change", (event) => {
+    dupOnly = event.target.checked;
+    setStatus(dupOnly ? "Showing only the " + fmt(viewer.meta.duplicates.duplicates) + " points with duplicates" : "Showing every point");
+    requestRender();
+  });
+  for (const name of ["pan", "box", "lasso"]) $("tool-" + name).addEventListener("change", () => setTool(name));
+  $("zoom-in").addEventListener("click", () => zoomAt(view.width / 2, view.height / 2, 1.6));
+  $("zoom-out").addEventListener("click", () => zoomAt(view.width / 2, view.height / 2, 1 / 1.6));
+  $("zoom-reset").addEventListener("click", () => fitView(false));
+  document.addEventListener("keydown", (event) => {
+    const typing = /^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement.tagName);
+    if (event.key === "/" && !typing) { event.preventDefault(); $("search-input").focus(); return; }
+    if (event.key === "Escape") {
+      if (typing) document.activeElement.blur();
+      select(new Uint32Array(0)); setHighlightBit(HL_TAG, []); showTooltip(-1);
+      return;
+    }
+    if (typing || event.ctrlKey || event.metaKey || event.altKey || !viewer.ready) return;
+    const step = 0.15 / view.scale;
+    const actions = {
+      ArrowLeft: () => animateTo(target.cx - step * view.width, target.cy, target.scale),
+      ArrowRight: () => animateTo(target.cx + step * view.width, target.cy, target.scale),
+      ArrowUp: () => animateTo(target.cx, target.cy + step * view.height, target.scale),
+      ArrowDown: () => animateTo(target.cx, target.cy - step * view.height, target.scale),
+      "+": () => zoomAt(view.width / 2, view.height / 2, 1.6),
+      "=": () => zoomAt(view.width / 2, view.height / 2, 1.6),
+      "-": () => zoomAt(view.width / 2, view.height / 2, 1 / 1.6),
+      "0": () => fitView(false),
+      b: () => setTool("box"), l: () => setTool("lasso"), p: () => setTool("pan"),
+      d: () => { const box = $("duplicates-only"); box.checked = !box.checked; box.dispatchEvent(new Event("change")); },
+    };
+    const action = actions[event.key.length === 1 ? event.key.toLowerCase() : event.key];
+    if (action) {
+      event.preventDefault();
+      if (!target.active) { target.cx = view.cx; target.cy = view.cy; target.scale = view.scale; }
+      action();
+    }
+  });
+
+  // ---- test and benchmark hooks -------------------------------------------------------------------------------
+  viewer.screenPosition = (row) => {
+    const rect = overlay.getBoundingClientRect();
+    const [sx, sy] = toScreen(xs[row], ys[row]);
+    return [rect.left + sx, rect.top + sy];
+  };
+  viewer.view = view;
+  viewer.nonBackgroundPixels = () => {
+    drawPoints();
+    const w = glCanvas.width, h = glCanvas.height;
+    const pixels = new Uint8Array(w * h * 4);
+    gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
+    let count = 0;
+    for (let i = 0; i < pixels.length; i += 4) {
+      if (Math.abs(pixels[i] - 247) + Math.abs(pixels[i + 1] - 247) + Math.abs(pixels[i + 2] - 245) > 24) count++;
+    }
+    return count;
+  };
+  viewer.measureFrames = (frames) => new Promise((resolve) => {
+    // pans a little each frame and reports the median frame time (ms)
+    const times = [];
+    let last = performance.now(), i = 0;
+    function step() {
+      const now = performance.now();
+      if (i > 0) times.push(now - last);
+      last = now;
+      view.cx += 2 / view.scale;
+      draw();
+      gl.finish();
+      if (++i <= frames) requestAnimationFrame(step);
+      else { times.sort((a, b) => a - b); resolve(times[Math.floor(times.length / 2)]); }
+    }
+    requestAnimationFrame(step);
+  });
+
+  // ---- start ----------------------------------------------------------------------------------------------
+  async function start() {
+    const t0 = performance.now();
+    setTool("pan");
+    initGl();
+    const meta = await (await api("/meta")).json();
+    viewer.meta = meta;
+    viewer.timings.meta = performance.now() - t0;
+    document.title = meta.title + " · Atlas map";
+    n = viewer.count = meta.count;
+    $("loading").textContent = "Loading " + fmt(n) + " points…";
+    for (const t of meta.topics) (topicsByDepth[t.depth] = topicsByDepth[t.depth] || []).push(t);
+    for (const d in topicsByDepth) topicsByDepth[d].sort((a, b) => b.size - a.size);
+    const buffer = await (await api("/points.bin")).arrayBuffer();
+    viewer.timings.points = performance.now() - t0;
+    viewer.timings.pointBytes = buffer.byteLength;
+    xs = new Float32Array(buffer, 0, n);
+    ys = new Float32Array(buffer, 4 * n, n);
+    topics = new Uint16Array(buffer, 8 * n, n);
+    flags = new Uint8Array(buffer, 10 * n, n);
+    highlight = new Uint8Array(n);
+    attribute("a_x", xs, gl.FLOAT);
+    attribute("a_y", ys, gl.FLOAT);
+    attribute("a_flags", flags, gl.UNSIGNED_BYTE);
+    attribute("a_hl", highlight, gl.UNSIGNED_BYTE);
+    attribute("a_val", new Float32Array(n), gl.FLOAT);
+    const colourSelect = $("color-by");
+    const options = [];
+    if (meta.depths >= 1) options.push(["topic_depth_1", "Topic"]);
+    for (const f of meta.fields) {
+      if (f.kind === "text" || f.name === "topic_depth_1") continue;
+      const label = f.name.startsWith("topic_depth_") ? "Topic, depth " + f.name.slice(12) : f.name === "duplicate_class" ? "Duplicate class" : f.name;
+      options.push([f.name, label]);
+    }
+    for (const [value, label] of options) {
+      const option = document.createElement("option");
+      option.value = value; option.textContent = label;
+      colourSelect.appendChild(option);
+    }
+    resize();
+    fitView(true);
+    await colourBy(options.length ? options[0][0] : "duplicate_class");
+    buildGrid();
+    draw();
+    viewer.timings.firstFrame = performance.now() - t0;
+    $("loading").hidden = true;
+    viewer.ready = true;
+    setStatus(fmt(n) + " points, " + (topicsByDepth[1] || []).length + " topics");
+    refreshTags();
+  }
+  new ResizeObserver(() => resize()).observe($("map"));
+  start().catch((error) => {
+    viewer.error = error.message;
+    $("loading").textContent = "The map could not be loaded: " + error.message;
+    setStatus("The map could not be loaded: " + error.message);
+  });
+})();
