@@ -33,3 +33,50 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"shared data not found at {SHARED_DATA}; set ATLAS_SHARED_DATA to its folder")
     return SHARED_DATA
+
+
+NEWS_ROWS = 600
+
+
+def news_frame(shared_data: Path, start: int = 0, rows: int = NEWS_ROWS):
+    """Real AG News items (title + description) with string ids, as a pandas frame."""
+    import pandas as pd
+
+    frame = pd.read_csv(shared_data / "ag_news" / "test.csv").iloc[start : start + rows]
+    return pd.DataFrame(
+        {
+            "id": frame["id"].astype(str),
+            "text": (frame["title"] + ". " + frame["description"]).tolist(),
+            "category": frame["label_name"].tolist(),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def _news_map_home(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """One real map (600 AG News items, indexed on text) built once per test session."""
+    home = tmp_path_factory.mktemp("news_map_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ATLAS_HOME", str(home))
+        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        from atlas_assets.dataset import AtlasDataset
+
+        dataset = AtlasDataset("tests/ag-news", unique_id_field="id")
+        frame = news_frame(shared_data)
+        # A planted exact duplicate (same text under another id) that duplicates must flag.
+        copy = frame.iloc[[0]].assign(id="copy-of-0")
+        import pandas as pd
+
+        dataset.add_data(pd.concat([frame, copy], ignore_index=True))
+        dataset.create_index(name="news", indexed_field="text")
+    return home
+
+
+@pytest.fixture
+def news_map(_news_map_home: Path, monkeypatch: pytest.MonkeyPatch):
+    """The session's AG News map, with ATLAS_HOME pointing at its store for this test."""
+    monkeypatch.setenv("ATLAS_HOME", str(_news_map_home))
+    monkeypatch.setenv("DAGSTER_HOME", str(_news_map_home / "dagster"))
+    from atlas_assets.dataset import AtlasDataset
+
+    return AtlasDataset("tests/ag-news").get_map("news")
