@@ -37,7 +37,7 @@ def _decode_check(data: bytes, row: int) -> str:
             image.verify()  # structure and checksums
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # the pixels decode (verify alone misses truncated data)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as error:
         raise InvalidImageError(
             f"blob of row {row} is not a readable image ({error}); fix or remove that row"
         ) from None

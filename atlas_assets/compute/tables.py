@@ -78,7 +78,15 @@ def _is_polars(data: Any) -> bool:
     return type(data).__module__.startswith("polars") and hasattr(data, "to_arrow")
 
 
-def _from_pandas(frame: Any) -> pa.Table:
+def _pandas_schema(frame: Any) -> pa.Schema | None:
+    """The Arrow schema of a whole DataFrame (cheap), so every chunk converts to the same types."""
+    try:
+        return pa.Schema.from_pandas(frame, preserve_index=False)
+    except Exception:  # noqa: BLE001 - the chunk conversion then names the offending column
+        return None
+
+
+def _from_pandas(frame: Any, schema: pa.Schema | None = None) -> pa.Table:
     names = [str(name) for name in frame.columns] if len(frame.columns) else []
     if any(not isinstance(name, str) for name in frame.columns):
         raise InvalidDataError(
@@ -86,7 +94,7 @@ def _from_pandas(frame: Any) -> pa.Table:
             "rename them (df.columns = df.columns.astype(str))"
         )
     try:
-        return pa.Table.from_pandas(frame, preserve_index=False)
+        return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as error:
         for name in names:  # find the column that cannot be converted, to name it
             try:
@@ -158,13 +166,13 @@ def iter_arrow_chunks(data: Any, chunk_rows: int) -> Iterator[pa.Table]:
         for start in range(0, max(total, 1), chunk_rows):
             yield table.slice(start, chunk_rows)
         return
+    if _is_pandas(data):
+        schema = _pandas_schema(data) if total > chunk_rows else None
+        for start in range(0, max(total, 1), chunk_rows):
+            yield _plain(_from_pandas(data.iloc[start : start + chunk_rows], schema))
+        return
     for start in range(0, max(total, 1), chunk_rows):
-        if isinstance(data, list):
-            piece = data[start : start + chunk_rows]
-        elif _is_pandas(data):
-            piece = data.iloc[start : start + chunk_rows]
-        else:
-            piece = data.slice(start, chunk_rows)
+        piece = data[start : start + chunk_rows] if isinstance(data, list) else data.slice(start, chunk_rows)
         yield to_arrow(piece)
 
 

@@ -232,3 +232,9 @@ def test_embeddings_are_finite_2d_and_of_fixed_width() -> None:
         tables.check_embeddings(np.array([[1e300, 0.0]]), None)  # overflows float32
     with pytest.raises(InvalidEmbeddingsError, match="numbers"):
         tables.check_embeddings(np.array([["a", "b"]]), None)
+
+
+def test_pandas_chunks_share_the_types_of_the_whole_frame() -> None:
+    frame = pd.DataFrame({"id": ["a", "b", "c", "d"], "note": [None, None, "late", None]})
+    chunks = list(tables.iter_arrow_chunks(frame, 2))
+    assert chunks[0].schema.field("note").type == chunks[1].schema.field("note").type != pa.null()

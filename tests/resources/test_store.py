@@ -331,3 +331,35 @@ def test_embeddings_and_blob_columns_are_stored(atlas_home: Path) -> None:
     assert column.type == pa.list_(pa.float32(), 16)
     np.testing.assert_array_equal(tables.embedding_matrix(column), vectors.astype(np.float32))
     assert store.read_record(ORG, "vectors").embedding_dim == 16
+
+
+def _crash_before_commit(root: str) -> None:
+    """Add a batch but die (no cleanup, no exception handlers) right before dataset.json is replaced."""
+    real_replace = os.replace
+
+    def die_on_commit(src, dst):
+        if str(dst).endswith("dataset.json"):
+            os._exit(17)
+        return real_replace(src, dst)
+
+    os.replace = die_on_commit
+    store = DatasetStore(root=root)
+    store.add_batch(ORG, SLUG, pa.table({"id": list(range(1000, 1050)), "title": ["t"] * 50}))
+
+
+def test_a_process_killed_mid_write_leaves_the_old_state(store: DatasetStore, ag_news: pa.Table, atlas_home: Path) -> None:
+    store.add_batch(ORG, SLUG, ag_news.slice(0, 20).select(["id", "title"]))
+    record_before = store.read_record(ORG, SLUG)
+    context = multiprocessing.get_context("spawn")
+    crasher = context.Process(target=_crash_before_commit, args=(str(atlas_home),))
+    crasher.start()
+    crasher.join(120)
+    assert crasher.exitcode == 17
+    folder = store.dataset_dir(ORG, SLUG)
+    assert len(list((folder / "batches").glob("*.parquet"))) == 2  # the orphan is there ...
+    assert store.read_record(ORG, SLUG) == record_before  # ... but not committed
+    assert store.read_rows(ORG, SLUG).num_rows == 20
+    assert not store.is_locked(ORG, SLUG)  # the dead process's lock died with it
+    store.add_batch(ORG, SLUG, ag_news.slice(20, 5).select(["id", "title"]))
+    assert len(list((folder / "batches").glob("*.parquet"))) == 2  # orphan cleaned, new batch added
+    assert store.read_rows(ORG, SLUG, columns=["id"]).column(0).to_pylist() == list(range(25))
