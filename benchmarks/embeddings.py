@@ -130,3 +130,166 @@ def sts_spearman(embedder) -> float:
     first = embedder.embed_documents(pairs.first)
     second = embedder.embed_documents(pairs.second)
     return float(spearmanr(cosine_rows(first, second), pairs.scores).statistic)
+
+
+# --------------------------------------------------------------------------------------------------
+# Throughput (each configuration in its own process, so peak memory is its own)
+
+
+def throughput_texts(count: int) -> list[str]:
+    """AG News items (title + description, ~50 tokens): news-length texts of varied length."""
+    from benchmarks.data import ag_news
+
+    return ag_news().texts[:count]
+
+
+def _child(config: dict) -> dict:
+    """Runs one configuration: warm-up, then `repeats` timed passes; reports the median and memory."""
+    from resources.embedder import TextEmbedder
+    from resources.model_store import install_model, resolve_model
+
+    spec = resolve_model(None)
+    embedder = TextEmbedder(
+        install_model(spec.name), spec, threads=config["threads"], batch_size=config["batch_size"],
+        precision=config["precision"], sort_by_length=config["sorted"],
+    )
+    texts = throughput_texts(config["texts"])
+    tokens = int(embedder.count_tokens(texts).sum())
+    embedder.embed_documents(texts[:64])  # warm-up: first-call allocations
+    timings = []
+    for _ in range(config["repeats"]):
+        start = time.perf_counter()
+        embedder.embed_documents(texts)
+        timings.append(time.perf_counter() - start)
+    seconds = float(np.median(timings))
+    return {
+        **config,
+        "seconds_median": seconds,
+        "seconds_all": timings,
+        "texts_per_s": len(texts) / seconds,
+        "tokens_per_s": tokens / seconds,
+        "mean_tokens": tokens / len(texts),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss it is not inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_throughput(count: int, repeats: int) -> list[dict]:
+    configs = [
+        {"precision": precision, "sorted": is_sorted, "batch_size": batch_size, "threads": 2, "texts": count, "repeats": repeats}
+        for precision, is_sorted, batch_size in (
+            ("fp32", True, 32), ("fp32", False, 32), ("int8", True, 32), ("int8", False, 32),
+            ("fp32", True, 16), ("fp32", True, 64),
+        )
+    ]
+    rows = []
+    for config in configs:
+        result = subprocess.run(
+            [sys.executable, "-m", "benchmarks.embeddings", "--child", json.dumps(config)],
+            capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent,
+        )
+        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+        row = rows[-1]
+        print(f"  {row['precision']} sorted={row['sorted']!s:<5} batch={row['batch_size']:<3} "
+              f"{row['texts_per_s']:7.1f} texts/s {row['tokens_per_s']:8.0f} tokens/s  peak {row['peak_rss_mb']:.0f} MB", flush=True)
+    return rows
+
+
+def int8_agreement(count: int) -> dict[str, float]:
+    """int8 against fp32 on the same texts: cosine, top-10 neighbours kept, batch dependence."""
+    from resources.embedder import load_text_embedder
+
+    texts = throughput_texts(count)
+    fp32 = load_text_embedder(None).embed_documents(texts)
+    int8_embedder = load_text_embedder(None, precision="int8")
+    int8 = int8_embedder.embed_documents(texts)
+    cosines = cosine_rows(fp32, int8)
+    near_fp32 = np.argsort(-(fp32 @ fp32.T), axis=1)[:, 1:11]
+    near_int8 = np.argsort(-(int8 @ int8.T), axis=1)[:, 1:11]
+    kept = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(near_fp32, near_int8)])
+    single = np.concatenate([int8_embedder.embed_documents([text]) for text in texts[:100]])
+    alone = cosine_rows(single, int8[:100])
+    return {
+        "texts": count,
+        "mean_cosine_to_fp32": float(cosines.mean()),
+        "min_cosine_to_fp32": float(cosines.min()),
+        "top10_neighbours_kept": float(kept),
+        "min_cosine_alone_vs_in_batch": float(alone.min()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer texts and one timed pass")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(json.loads(args.child))))
+        return 0
+
+    from resources.embedder import load_text_embedder
+    from resources.model_store import install_model
+
+    count, repeats = (500, 1) if args.quick else (2000, 3)
+    load_before = os.getloadavg()
+    print("fidelity against the numpy reference ...", flush=True)
+    reference = ReferenceMiniLM(install_model(None))
+    fidelity = measure_fidelity(load_text_embedder(None), reference, fidelity_texts())
+    fidelity_int8 = measure_fidelity(load_text_embedder(None, precision="int8"), reference, fidelity_texts())
+    start = time.perf_counter()
+    reference_texts = throughput_texts(50)
+    reference.embed(reference_texts)
+    reference_rate = len(reference_texts) / (time.perf_counter() - start)
+    print("STS-B ...", flush=True)
+    sts = {"fp32": sts_spearman(load_text_embedder(None)), "int8": sts_spearman(load_text_embedder(None, precision="int8")),
+           "reference_published": 0.820}
+    print("int8 agreement ...", flush=True)
+    agreement = int8_agreement(1000 if not args.quick else 300)
+    print(f"throughput on {count} AG News texts, median of {repeats}:", flush=True)
+    throughput = run_throughput(count, repeats)
+
+    by_key = {(row["precision"], row["sorted"], row["batch_size"]): row for row in throughput}
+    report = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_before": load_before,
+                    "load_after": os.getloadavg(), "note": "2 shared cores; other processes were running"},
+        "model": "all-MiniLM-L6-v2",
+        "fidelity_fp32": fidelity,
+        "fidelity_int8": fidelity_int8,
+        "numpy_reference_texts_per_s": reference_rate,
+        "sts_benchmark_spearman": sts,
+        "int8_vs_fp32": agreement,
+        "throughput": throughput,
+        "ratios": {
+            "sorted_over_unsorted_fp32": by_key[("fp32", True, 32)]["texts_per_s"] / by_key[("fp32", False, 32)]["texts_per_s"],
+            "int8_over_fp32_sorted": by_key[("int8", True, 32)]["texts_per_s"] / by_key[("fp32", True, 32)]["texts_per_s"],
+        },
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+
+    print()
+    print(f"{'figure':<46} {'value':>12}")
+    print(f"{'fidelity fp32 mean / min cosine':<46} {fidelity['mean_cosine']:.6f} / {fidelity['min_cosine']:.6f}")
+    print(f"{'fidelity int8 mean / min cosine':<46} {fidelity_int8['mean_cosine']:.6f} / {fidelity_int8['min_cosine']:.6f}")
+    print(f"{'STS-B Spearman fp32 / int8 (reference 0.820)':<46} {sts['fp32']:.4f} / {sts['int8']:.4f}")
+    print(f"{'int8 vs fp32 mean / min cosine':<46} {agreement['mean_cosine_to_fp32']:.4f} / {agreement['min_cosine_to_fp32']:.4f}")
+    print(f"{'int8 top-10 neighbours kept':<46} {agreement['top10_neighbours_kept']:.3f}")
+    print(f"{'numpy reference texts/s (float64, one by one)':<46} {reference_rate:12.1f}")
+    for row in throughput:
+        label = f"{row['precision']} {'sorted' if row['sorted'] else 'unsorted'} batch {row['batch_size']} texts/s | tokens/s | MB"
+        print(f"{label:<46} {row['texts_per_s']:8.1f} | {row['tokens_per_s']:7.0f} | {row['peak_rss_mb']:.0f}")
+    for name, value in report["ratios"].items():
+        print(f"{name:<46} {value:12.2f}")
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,6 +21,7 @@ import dagster as dg
 import numpy as np
 
 from atlas_assets.compute.embed import (
+    input_order_batches,
     l2_normalise,
     length_sorted_batches,
     matryoshka_truncate,
@@ -91,6 +92,7 @@ class TextEmbedder:
         precision: str = "fp32",
         dimensionality: int | None = None,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        sort_by_length: bool = True,
     ) -> None:
         from tokenizers import Tokenizer
 
@@ -104,6 +106,7 @@ class TextEmbedder:
         self.batch_size = batch_size
         self.precision = precision
         self.max_batch_tokens = max_batch_tokens
+        self.sort_by_length = sort_by_length  # False only to measure what sorting buys
         self.dimensionality = self._check_dimensionality(spec, dimensionality)
         self.dimension = self.dimensionality or spec.dimension
 
@@ -178,7 +181,10 @@ class TextEmbedder:
         encodings = self.tokenizer.encode_batch(texts)
         token_ids = [item.ids for item in encodings]
         lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
-        batches = length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens)
+        if self.sort_by_length:
+            batches = length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens)
+        else:
+            batches = input_order_batches(len(texts), self.batch_size)
         results = []
         for batch in batches:
             results.append(self._run([token_ids[index] for index in batch]))
