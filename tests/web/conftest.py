@@ -35,7 +35,7 @@ PRIVATE_TOKEN = "fixture-token-0123456789abcdefghijklmnop"
 
 
 @dataclass
-class NewsMap:
+class TableMaps:
     """The fixture map and what the tests compare against."""
 
     public: FrameMapSource
@@ -127,7 +127,7 @@ def news_tables(shared_data: Path):
 
 
 @pytest.fixture
-def news_map(news_tables, tmp_path: Path) -> NewsMap:
+def table_map(news_tables, tmp_path: Path) -> TableMaps:
     tables, vector_search, frame = news_tables
     index_dir = tmp_path / "news-index"
     private_dir = tmp_path / "secret-index"
@@ -139,12 +139,12 @@ def news_map(news_tables, tmp_path: Path) -> NewsMap:
         "local/secret/main", "local/secret · main", tables, is_public=False, token=PRIVATE_TOKEN,
         tags=TagStore(private_dir), vector_search=vector_search,
     )
-    return NewsMap(public, private, frame, index_dir, private_dir)
+    return TableMaps(public, private, frame, index_dir, private_dir)
 
 
 @pytest.fixture
-def map_server(news_map: NewsMap) -> Iterator[BackgroundServer]:
-    server = BackgroundServer(create_app([news_map.public, news_map.private]))
+def map_server(table_map: TableMaps) -> Iterator[BackgroundServer]:
+    server = BackgroundServer(create_app([table_map.public, table_map.private]))
     yield server
     server.stop()
 

@@ -13,7 +13,7 @@ import pytest
 
 from atlas_assets.web.app import BackgroundServer, create_app, map_path
 from resources.tags import TagStore
-from tests.web.conftest import PRIVATE_TOKEN, NewsMap
+from tests.web.conftest import PRIVATE_TOKEN, TableMaps
 
 API = "/api/maps/local/news/main"
 PRIVATE_API = "/api/maps/local/secret/main"
@@ -35,7 +35,7 @@ def fetch_json(server: BackgroundServer, path: str, **options: Any) -> Any:
     return json.loads(body)
 
 
-def test_points_travel_as_11_bytes_per_point_in_columns(map_server, news_map: NewsMap) -> None:
+def test_points_travel_as_11_bytes_per_point_in_columns(map_server, table_map: TableMaps) -> None:
     meta = fetch_json(map_server, API + "/meta")
     n = meta["count"]
     assert n == 2000 and meta["points_format"]["bytes_per_point"] == 11
@@ -46,7 +46,7 @@ def test_points_travel_as_11_bytes_per_point_in_columns(map_server, news_map: Ne
     y = np.frombuffer(body, "<f4", n, 4 * n)
     topic = np.frombuffer(body, "<u2", n, 8 * n)
     flags = np.frombuffer(body, "<u1", n, 10 * n)
-    points = news_map.public.points()
+    points = table_map.public.points()
     np.testing.assert_array_equal(x, points.x)
     np.testing.assert_array_equal(y, points.y)
     np.testing.assert_array_equal(topic, points.topic_codes[0])
@@ -69,9 +69,9 @@ def test_meta_gives_topics_at_two_depths_with_label_positions_inside_the_map(map
     assert [t["code"] for t in sorted(depth1, key=lambda t: -t["size"])] == list(range(6))
 
 
-def test_a_datum_is_fetched_by_row_with_its_text_topics_and_duplicate_class(map_server, news_map: NewsMap) -> None:
+def test_a_datum_is_fetched_by_row_with_its_text_topics_and_duplicate_class(map_server, table_map: TableMaps) -> None:
     datum = fetch_json(map_server, API + "/datum/7")
-    row = news_map.frame.iloc[7]
+    row = table_map.frame.iloc[7]
     assert datum["id"] == str(row["id"])
     assert datum["fields"]["title"] == row["title"]
     assert datum["text_field"] == "text"
@@ -81,7 +81,7 @@ def test_a_datum_is_fetched_by_row_with_its_text_topics_and_duplicate_class(map_
     assert status == 404
 
 
-def test_a_categorical_field_comes_with_its_categories(map_server, news_map: NewsMap) -> None:
+def test_a_categorical_field_comes_with_its_categories(map_server, table_map: TableMaps) -> None:
     status, body, _ = fetch(map_server, API + "/field/label_name")
     assert status == 200
     (length,) = struct.unpack_from("<I", body)
@@ -91,7 +91,7 @@ def test_a_categorical_field_comes_with_its_categories(map_server, news_map: New
     assert header["kind"] == "categorical"
     assert sorted(header["categories"]) == ["Business", "Sci/Tech", "Sports", "World"]
     decoded = np.asarray(header["categories"], dtype=object)[codes]
-    assert (decoded == news_map.frame["label_name"].to_numpy()).all()
+    assert (decoded == table_map.frame["label_name"].to_numpy()).all()
 
 
 def test_a_numeric_field_comes_as_float32_with_its_range(map_server) -> None:
@@ -104,16 +104,16 @@ def test_a_numeric_field_comes_as_float32_with_its_range(map_server) -> None:
     assert fetch(map_server, API + "/field/nope")[0] == 404
 
 
-def test_text_search_finds_every_row_containing_the_words(map_server, news_map: NewsMap) -> None:
+def test_text_search_finds_every_row_containing_the_words(map_server, table_map: TableMaps) -> None:
     result = fetch_json(map_server, API + "/search?q=Olympic&mode=text")
-    expected = np.flatnonzero(news_map.frame["text"].str.contains("olympic", case=False).to_numpy())
+    expected = np.flatnonzero(table_map.frame["text"].str.contains("olympic", case=False).to_numpy())
     assert result["mode"] == "text" and result["rows"] == expected.tolist()
 
 
-def test_meaning_search_ranks_rows_about_the_query_first(map_server, news_map: NewsMap) -> None:
+def test_meaning_search_ranks_rows_about_the_query_first(map_server, table_map: TableMaps) -> None:
     result = fetch_json(map_server, API + "/search?q=oil%20prices%20crude&mode=meaning&k=20")
     assert result["count"] == 20
-    top = news_map.frame.iloc[result["rows"][:10]]
+    top = table_map.frame.iloc[result["rows"][:10]]
     assert top["text"].str.contains("oil|crude", case=False).mean() >= 0.8
     assert result["scores"] == sorted(result["scores"])  # distances, nearest first
 
@@ -123,23 +123,23 @@ def test_an_empty_or_malformed_search_is_a_400(map_server) -> None:
     assert fetch(map_server, API + "/search?q=x&mode=regex")[0] == 400
 
 
-def test_rows_posted_as_a_tag_are_visible_from_python(map_server, news_map: NewsMap) -> None:
+def test_rows_posted_as_a_tag_are_visible_from_python(map_server, table_map: TableMaps) -> None:
     rows = np.array([3, 1, 4, 1, 5], dtype="<u4")
     status, body, _ = fetch(map_server, API + "/tags/reviewed", data=rows.tobytes(),
                             headers={"Content-Type": "application/octet-stream"})
     assert status == 200, body
     assert json.loads(body)["count"] == 4
-    expected = sorted(news_map.frame["id"].iloc[[1, 3, 4, 5]])
-    assert sorted(TagStore(news_map.index_dir).get_datums_in_tag("reviewed")) == expected
+    expected = sorted(table_map.frame["id"].iloc[[1, 3, 4, 5]])
+    assert sorted(TagStore(table_map.index_dir).get_datums_in_tag("reviewed")) == expected
     # and what Python tags shows on the map
-    TagStore(news_map.index_dir).add([news_map.frame["id"].iloc[10]], "from-python")
+    TagStore(table_map.index_dir).add([table_map.frame["id"].iloc[10]], "from-python")
     listed = fetch_json(map_server, API + "/tags")["tags"]
     assert {"name": "from-python", "count": 1} in listed
     status, body, _ = fetch(map_server, API + "/tags/from-python")
     assert np.frombuffer(body, "<u4").tolist() == [10]
 
 
-def test_rows_can_be_removed_from_a_tag_with_json(map_server, news_map: NewsMap) -> None:
+def test_rows_can_be_removed_from_a_tag_with_json(map_server, table_map: TableMaps) -> None:
     post = {"Content-Type": "application/json"}
     fetch(map_server, API + "/tags/t", data=json.dumps({"rows": [1, 2, 3]}).encode(), headers=post)
     status, body, _ = fetch(map_server, API + "/tags/t", data=json.dumps({"rows": [2], "action": "remove"}).encode(),
@@ -153,11 +153,11 @@ def test_a_form_post_from_another_page_cannot_tag(map_server) -> None:
     assert status == 415
 
 
-def test_out_of_range_rows_are_refused_and_nothing_is_tagged(map_server, news_map: NewsMap) -> None:
+def test_out_of_range_rows_are_refused_and_nothing_is_tagged(map_server, table_map: TableMaps) -> None:
     status, _, _ = fetch(map_server, API + "/tags/bad", data=json.dumps({"rows": [1, 5000]}).encode(),
                          headers={"Content-Type": "application/json"})
     assert status == 400
-    assert TagStore(news_map.index_dir).get_datums_in_tag("bad") == []
+    assert TagStore(table_map.index_dir).get_datums_in_tag("bad") == []
 
 
 PRIVATE_ROUTES = ["/meta", "/points.bin", "/datum/0", "/search?q=oil&mode=text", "/tags", "/field/label"]
@@ -186,8 +186,8 @@ def test_the_private_page_is_refused_without_token_and_not_listed(map_server) ->
     assert status == 200 and b"local/news" in body and b"secret" not in body
 
 
-def test_only_loopback_host_names_are_answered_when_asked(news_map: NewsMap) -> None:
-    server = BackgroundServer(create_app([news_map.public], allowed_hosts=["127.0.0.1", "localhost"]))
+def test_only_loopback_host_names_are_answered_when_asked(table_map: TableMaps) -> None:
+    server = BackgroundServer(create_app([table_map.public], allowed_hosts=["127.0.0.1", "localhost"]))
     try:
         assert fetch(server, API + "/meta")[0] == 200
         assert fetch(server, API + "/meta", headers={"Host": "attacker.example"})[0] == 400

@@ -17,7 +17,7 @@ from PIL import Image
 
 from atlas_assets.web.app import map_path
 from resources.tags import TagStore
-from tests.web.conftest import PRIVATE_TOKEN, NewsMap
+from tests.web.conftest import PRIVATE_TOKEN, TableMaps
 
 pytestmark = pytest.mark.browser
 
@@ -54,9 +54,9 @@ def screen_xy(page, row: int) -> tuple[float, float]:
     return float(x), float(y)
 
 
-def isolated_row(news_map: NewsMap) -> int:
+def isolated_row(table_map: TableMaps) -> int:
     """The row whose nearest neighbour on the map is farthest away (hovering it is unambiguous)."""
-    points = news_map.public.points()
+    points = table_map.public.points()
     xy = np.stack([points.x, points.y], axis=1).astype(np.float64)
     distance = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2))
     np.fill_diagonal(distance, np.inf)
@@ -102,15 +102,15 @@ def test_labels_go_deeper_when_zoomed_in_and_never_overlap(page, map_server) -> 
     assert page.evaluate("window.atlasViewer.labelDepth()") == 1
 
 
-def test_hovering_a_point_shows_its_datum(page, map_server, news_map: NewsMap) -> None:
+def test_hovering_a_point_shows_its_datum(page, map_server, table_map: TableMaps) -> None:
     open_map(page, map_server)
-    row = isolated_row(news_map)
+    row = isolated_row(table_map)
     x, y = screen_xy(page, row)
     page.mouse.move(x - 30, y - 30)
     page.mouse.move(x, y)
     tooltip = page.locator("#tooltip")
     tooltip.wait_for(state="visible", timeout=10_000)
-    expected_title = news_map.frame["title"].iloc[row]
+    expected_title = table_map.frame["title"].iloc[row]
     assert expected_title[:40] in tooltip.inner_text()
     assert page.evaluate("window.atlasViewer.hoveredRow") == row
     map_image(page, "03-hover")
@@ -119,18 +119,18 @@ def test_hovering_a_point_shows_its_datum(page, map_server, news_map: NewsMap) -
     assert tooltip.is_hidden()
 
 
-def test_clicking_a_point_shows_every_field_in_the_details_panel(page, map_server, news_map: NewsMap) -> None:
+def test_clicking_a_point_shows_every_field_in_the_details_panel(page, map_server, table_map: TableMaps) -> None:
     open_map(page, map_server)
-    row = isolated_row(news_map)
+    row = isolated_row(table_map)
     x, y = screen_xy(page, row)
     page.mouse.click(x, y)
     details = page.locator("#details dl")
     details.wait_for(timeout=10_000)
     text = details.inner_text()
-    assert str(news_map.frame["id"].iloc[row]) in text and news_map.frame["label_name"].iloc[row] in text
+    assert str(table_map.frame["id"].iloc[row]) in text and table_map.frame["label_name"].iloc[row] in text
 
 
-def test_a_text_search_highlights_the_matching_points(page, map_server, news_map: NewsMap) -> None:
+def test_a_text_search_highlights_the_matching_points(page, map_server, table_map: TableMaps) -> None:
     open_map(page, map_server)
     before = map_image(page, "04-before-search")
     page.keyboard.press("/")
@@ -139,7 +139,7 @@ def test_a_text_search_highlights_the_matching_points(page, map_server, news_map
     page.select_option("#search-mode", "text")
     page.keyboard.press("Enter")
     page.wait_for_function("(window.atlasViewer.searchDone || 0) >= 1", timeout=30_000)
-    expected = np.flatnonzero(news_map.frame["text"].str.contains("olympic", case=False).to_numpy())
+    expected = np.flatnonzero(table_map.frame["text"].str.contains("olympic", case=False).to_numpy())
     assert page.evaluate("Array.from(window.atlasViewer.searchRows)") == expected.tolist()
     assert f"{len(expected)} matches" in page.locator("#status").inner_text()
     page.wait_for_timeout(300)
@@ -157,17 +157,17 @@ def test_a_text_search_highlights_the_matching_points(page, map_server, news_map
     assert page.locator("#results li").count() == min(15, len(expected))
 
 
-def test_a_meaning_search_highlights_points_about_the_query(page, map_server, news_map: NewsMap) -> None:
+def test_a_meaning_search_highlights_points_about_the_query(page, map_server, table_map: TableMaps) -> None:
     open_map(page, map_server)
     page.fill("#search-input", "crude oil prices")
     page.click("#search-button")
     page.wait_for_function("(window.atlasViewer.searchDone || 0) >= 1", timeout=30_000)
     rows = page.evaluate("Array.from(window.atlasViewer.searchRows)")
     assert len(rows) == 50
-    assert news_map.frame["text"].iloc[rows[:10]].str.contains("oil|crude", case=False).mean() >= 0.8
+    assert table_map.frame["text"].iloc[rows[:10]].str.contains("oil|crude", case=False).mean() >= 0.8
 
 
-def test_a_box_selection_saved_as_a_tag_is_visible_from_python(page, map_server, news_map: NewsMap) -> None:
+def test_a_box_selection_saved_as_a_tag_is_visible_from_python(page, map_server, table_map: TableMaps) -> None:
     open_map(page, map_server)
     page.locator("#map").focus()
     page.keyboard.press("b")
@@ -191,8 +191,8 @@ def test_a_box_selection_saved_as_a_tag_is_visible_from_python(page, map_server,
     page.fill("#tag-name", "lassoed in the browser")
     page.click("#tag-save")
     page.wait_for_function("window.atlasViewer.lastTagSaved", timeout=10_000)
-    tagged = TagStore(news_map.index_dir).get_datums_in_tag("lassoed in the browser")
-    assert sorted(tagged) == sorted(news_map.frame["id"].iloc[selected].astype(str))
+    tagged = TagStore(table_map.index_dir).get_datums_in_tag("lassoed in the browser")
+    assert sorted(tagged) == sorted(table_map.frame["id"].iloc[selected].astype(str))
     page.locator("#tag-list li", has_text="lassoed in the browser").wait_for(timeout=10_000)
     map_image(page, "07-tagged")
 
@@ -214,14 +214,14 @@ def test_a_lasso_selection_follows_the_drawn_outline(page, map_server) -> None:
     assert set(selected) <= set(np.flatnonzero(distance < 1.05 * r))
 
 
-def test_duplicates_only_hides_every_other_point(page, map_server, news_map: NewsMap) -> None:
+def test_duplicates_only_hides_every_other_point(page, map_server, table_map: TableMaps) -> None:
     open_map(page, map_server)
     all_pixels = page.evaluate("window.atlasViewer.nonBackgroundPixels()")
     page.check("#duplicates-only")
     page.wait_for_timeout(200)
     duplicate_pixels = page.evaluate("window.atlasViewer.nonBackgroundPixels()")
     map_image(page, "08-duplicates")
-    share = (news_map.public.points().duplicate_class > 0).mean()
+    share = (table_map.public.points().duplicate_class > 0).mean()
     assert 0 < duplicate_pixels < all_pixels * min(0.9, share * 3)
 
 

@@ -116,7 +116,8 @@
       vec2 d = gl_PointCoord - vec2(0.5);
       float r2 = dot(d, d);
       if (r2 > 0.25) discard;
-      gl_FragColor = vec4(v_color.rgb, v_color.a);
+      float edge = 1.0 - smoothstep(0.16, 0.25, r2);  // soft rim instead of jagged pixels
+      gl_FragColor = vec4(v_color.rgb, v_color.a * (0.35 + 0.65 * edge));
     }`;
 
   function compile(type, source) {
