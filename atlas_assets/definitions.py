@@ -1,8 +1,30 @@
-"""The Dagster code location: every dataset's asset family, read from the store's registry."""
+"""The Dagster code location: every dataset's asset family, read from the store's registry.
+
+Loaded by `dagster dev -w workspace.yaml`, `dagster-daemon` and the webserver; a new dataset shows up
+after a code-location reload (the daemon reloads every 60 s), new batches need no reload.
+"""
 
 import dagster as dg
+
+from atlas_assets.pipeline.factory import batches_partitions, build_dataset_definitions
+from atlas_assets.pipeline.runner import default_resources
+from atlas_assets.pipeline.schedules import automation_sensor, nightly_topic_rebuild
+from atlas_assets.pipeline.sensors import inbox_sensor
+from resources.instance import ensure_dagster_home
+from resources.store import DatasetStore
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions()
+    ensure_dagster_home()
+    records = DatasetStore().list_datasets()
+    families = [build_dataset_definitions(record) for record in records]
+    sensors: list[dg.SensorDefinition] = [inbox_sensor(r, batches_partitions(r)) for r in records]
+    schedules = []
+    if families:
+        sensors.append(automation_sensor())
+        topic_keys = [key for family in families for asset in family.assets or [] for key in asset.keys if key.path[-1] == "topics"]
+        if topic_keys:
+            schedules.append(nightly_topic_rebuild(topic_keys))
+    automation = dg.Definitions(sensors=sensors, schedules=schedules, resources=default_resources())
+    return dg.Definitions.merge(*families, automation)

@@ -18,8 +18,24 @@ def is_data_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in READERS and not path.name.startswith(".")
 
 
-def read_data_file(path: Path) -> pa.Table:
-    """The file as an Arrow table; an unreadable file is an InvalidDataError naming the file and why."""
+def _text_columns(schema: pa.Schema | None) -> dict[str, pa.DataType]:
+    """Fields frozen as text stay text in a CSV (ids like "007" must not become integers)."""
+    if schema is None:
+        return {}
+    return {
+        field.name: pa.string()
+        for field in schema
+        if pa.types.is_string(field.type)
+        or pa.types.is_large_string(field.type)
+        or pa.types.is_dictionary(field.type)
+    }
+
+
+def read_data_file(path: Path, schema: pa.Schema | None = None) -> pa.Table:
+    """The file as an Arrow table; an unreadable file is an InvalidDataError naming the file and why.
+
+    `schema` (the dataset's frozen one, when it exists) keeps text columns of a CSV as text.
+    """
     kind = READERS.get(path.suffix.lower())
     if kind is None:
         raise InvalidDataError(
@@ -27,8 +43,8 @@ def read_data_file(path: Path) -> pa.Table:
         )
     try:
         if kind == "csv":
-            # Ids and codes keep their leading zeros: let the dataset schema decide the types later.
-            return pa_csv.read_csv(path)
+            options = pa_csv.ConvertOptions(column_types=_text_columns(schema))
+            return pa_csv.read_csv(path, convert_options=options)
         if kind == "parquet":
             return pq.read_table(path)
         return pa_json.read_json(path)

@@ -1,0 +1,120 @@
+"""Materialise a dataset's asset family in-process against the shared Dagster instance.
+
+This is what `create_index` and `update_indices` do: one run per upload batch whose embeddings are
+missing (raw_data + the embeddings of every index that lacks that batch), then one run of the
+unpartitioned stages. The runs appear in the Dagster UI with full lineage and metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import dagster as dg
+
+from atlas_assets.errors import PipelineError
+from atlas_assets.pipeline.factory import batches_partitions, build_dataset_definitions
+from atlas_assets.pipeline.naming import STAGES, DatasetNames
+from atlas_assets.pipeline.spec import REBUILD_LAYOUT_TAG, REBUILD_TOPICS_TAG, IndexSpec
+from resources.embedder import EmbedderResource
+from resources.index_outputs import outputs_base, stage_path
+from resources.instance import get_instance
+from resources.io_manager import ArrowIOManager
+from resources.records import DatasetRecord
+from resources.store import DatasetStore
+
+log = logging.getLogger(__name__)
+
+
+def default_resources(store: DatasetStore | None = None) -> dict[str, object]:
+    return {
+        "store": store or DatasetStore(),
+        "embedder": EmbedderResource(),
+        "io_manager": ArrowIOManager(),
+    }
+
+
+def _missing_embeddings(record: DatasetRecord, index_ids: Sequence[str]) -> dict[str, list[str]]:
+    """batch id -> ids of the indices whose embeddings of that batch are not written yet."""
+    base = outputs_base()
+    missing: dict[str, list[str]] = {}
+    for batch in record.batches:
+        for index in record.indices:
+            if index.id not in index_ids:
+                continue
+            spec = IndexSpec.of(record, index)
+            if not stage_path(base, spec.output_dir, "embeddings", batch.batch_id).exists():
+                missing.setdefault(batch.batch_id, []).append(index.id)
+    return missing
+
+
+def _run(assets, selection, resources, instance, partition_key=None, tags=None) -> None:
+    result = dg.materialize(
+        assets,
+        selection=selection,
+        partition_key=partition_key,
+        instance=instance,
+        resources=resources,
+        tags=tags or {},
+        raise_on_error=False,
+    )
+    if not result.success:
+        failures = [
+            event.event_specific_data.error.message.strip()
+            for event in result.all_events
+            if event.is_step_failure and event.event_specific_data and event.event_specific_data.error
+        ]
+        detail = failures[0] if failures else "see the run in the Dagster UI"
+        raise PipelineError(f"materialisation failed (run {result.run_id}): {detail}")
+
+
+def materialize_indices(
+    record: DatasetRecord,
+    index_ids: Sequence[str] | None = None,
+    store: DatasetStore | None = None,
+    rebuild_topic_models: bool = False,
+    rebuild_layout: bool = False,
+) -> None:
+    """Bring the given indices (default: all) of a dataset up to date with its batches and deletions."""
+    index_ids = list(index_ids) if index_ids is not None else [index.id for index in record.indices]
+    if not index_ids:
+        return
+    instance = get_instance()
+    names = DatasetNames(record.organisation, record.slug)
+    batches = batches_partitions(record)
+    batch_ids = [batch.batch_id for batch in record.batches]
+    if not batch_ids:
+        raise PipelineError(f"{record.identifier} has no data to index; add rows with add_data first")
+    known = set(instance.get_dynamic_partitions(batches.name))
+    new_keys = [key for key in batch_ids if key not in known]
+    if new_keys:
+        instance.add_dynamic_partitions(batches.name, new_keys)
+
+    assets = list(build_dataset_definitions(record).assets or [])
+    resources = default_resources(store)
+    by_id = {index.id: index for index in record.indices}
+    for batch_id, missing_ids in _missing_embeddings(record, index_ids).items():
+        log.info(f"{record.identifier}: embedding batch {batch_id}")
+        selection = [names.raw_data] + [names.stage(by_id[i].asset_name, "embeddings") for i in missing_ids]
+        # An index that reuses another's embeddings needs that index's batch in the same run.
+        for index_id in missing_ids:
+            source = by_id[index_id].reuse_embeddings_from_index
+            source_index = next((i for i in record.indices if source in (i.id, i.name)), None) if source else None
+            if source_index is not None:
+                selection.append(names.stage(source_index.asset_name, "embeddings"))
+        _run(assets, list(dict.fromkeys(selection)), resources, instance, partition_key=batch_id)
+
+    defined = {key for asset in assets for key in asset.keys}
+    downstream = [
+        names.stage(by_id[index_id].asset_name, stage)
+        for index_id in index_ids
+        for stage in STAGES[1:]
+        if names.stage(by_id[index_id].asset_name, stage) in defined
+    ]
+    tags = {}
+    if rebuild_topic_models:
+        tags[REBUILD_TOPICS_TAG] = "true"
+    if rebuild_layout:
+        tags[REBUILD_LAYOUT_TAG] = "true"
+    log.info(f"{record.identifier}: building {', '.join(key.path[-1] for key in downstream)}")
+    _run(assets, downstream, resources, instance, tags=tags)
