@@ -80,6 +80,15 @@ def _one_case(rows: int) -> dict:
     assert dataset.total_datums == rows
     folder = dataset.store.dataset_dir(dataset.organisation, dataset.slug)
     stored = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) / 2**20
+    # Appending 10% more: the id check now also reads the stored ids, batch by batch.
+    extra = frame.iloc[: rows // 10].assign(id=lambda f: "more-" + f["id"])
+    start = time.perf_counter()
+    dataset.add_data(extra)
+    append_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    some = dataset.get_data([f"doc-{i}" for i in range(0, rows, max(rows // 100, 1))])
+    get_seconds = time.perf_counter() - start
+    assert len(some) == 100
     return {
         "rows": rows,
         "seconds": round(seconds, 2),
@@ -91,6 +100,8 @@ def _one_case(rows: int) -> dict:
         "arrow_pool_input_mib": round(pool_before / 2**20, 1),
         "arrow_pool_peak_during_add_mib": round(max(sampled) / 2**20, 1),
         "stored_mib": round(stored, 1),
+        "append_10pct_seconds": round(append_seconds, 2),
+        "get_data_100_ids_seconds": round(get_seconds, 3),
     }
 
 
