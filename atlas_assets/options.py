@@ -33,13 +33,15 @@ class _Options(BaseModel):
 
 
 class NomicTopicOptions(_Options):
-    """Topic model settings.
+    """Topic model settings (docs/topics_and_duplicates.md).
 
-    cluster_method: "fast" clusters the 2-D map (topics are contiguous regions, labels sit on them);
-    "accurate" clusters the neighbour graph in embedding space (closer to the data, regions may
-    interleave on the map). enforce_topic_hierarchy: True builds each deeper level strictly inside
-    its parent by splitting it; False clusters every depth on its own and then nests each child in the
-    parent holding most of its rows (rows are moved to keep the hierarchy strict either way).
+    cluster_method: "fast" clusters the neighbour graph of the 2-D map (topics are contiguous regions,
+    labels sit on them); "accurate" clusters the neighbour graph in embedding space (closer to the
+    data, regions may interleave on the map). Both build one merge tree of small communities, so
+    each topic at depth d+1 always lies inside one topic at depth d. enforce_topic_hierarchy: False
+    cuts that tree at each depth's topic count, so the data decides how many subtopics a topic gets
+    (a compact topic may keep a single subtopic); True splits every topic into subtopics in
+    proportion to its size, at least two whenever it can be split.
     """
 
     build_topic_model: bool = True

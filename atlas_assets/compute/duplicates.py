@@ -1,0 +1,134 @@
+"""Semantic duplicates: rows closer than a cosine-distance cutoff, grouped into clusters.
+
+Rules (docs/topics_and_duplicates.md):
+- Two rows are duplicates when their cosine distance (1 - cosine similarity of the vectors) is
+  <= cutoff. Candidate pairs come from the shared neighbour graph, and their distance is recomputed
+  from the vectors, so a euclidean graph gives the same answer as a cosine one.
+- Rows with bit-identical vectors are always duplicates of each other, however many copies exist
+  (the graph only holds k neighbours per row, so 50 copies of one text would otherwise escape it).
+- Pairs are joined transitively (union-find) into clusters. In each cluster the most central member
+  (highest mean cosine similarity to the cluster's mean direction; ties: lowest row) is the
+  "retention candidate", every other member a "deletion candidate". Other rows are "singleton".
+- cluster_id: 0, 1, ... numbered by each cluster's lowest row; -1 for singletons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from atlas_assets.compute.graph import NeighbourGraph
+from atlas_assets.errors import InvalidOptionError
+
+SINGLETON = "singleton"
+RETENTION = "retention candidate"
+DELETION = "deletion candidate"
+
+
+@dataclass(frozen=True)
+class DuplicateResult:
+    """duplicate_class: (n,) object array of the three class names; cluster_id: (n,) int64, -1 = none."""
+
+    duplicate_class: np.ndarray
+    cluster_id: np.ndarray
+
+    @property
+    def deletion_rows(self) -> np.ndarray:
+        return np.nonzero(self.duplicate_class == DELETION)[0]
+
+
+def _find(parent: np.ndarray) -> np.ndarray:
+    """Root of every element (full path compression, vectorised)."""
+    while True:
+        grand = parent[parent]
+        if np.array_equal(grand, parent):
+            return parent
+        parent = grand
+
+
+def _union_all(n_rows: int, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Connected components of the pair list: a root label per row (vectorised union-find)."""
+    parent = np.arange(n_rows, dtype=np.int64)
+    first = first.astype(np.int64)
+    second = second.astype(np.int64)
+    while len(first):
+        parent = _find(parent)
+        root_a, root_b = parent[first], parent[second]
+        differ = root_a != root_b
+        if not differ.any():
+            break
+        low = np.minimum(root_a[differ], root_b[differ])
+        high = np.maximum(root_a[differ], root_b[differ])
+        # Hook every high root onto the lowest root it is paired with; repeat until stable.
+        np.minimum.at(parent, high, low)
+        first, second = first[differ], second[differ]
+    return _find(parent)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = vectors.astype(np.float32, copy=False)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _exact_copy_pairs(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, first row with the same bytes) for every row that repeats an earlier vector exactly."""
+    rows = np.ascontiguousarray(vectors)
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    _, first_of, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    representative = first_of[inverse.ravel()]
+    copies = np.nonzero(representative != np.arange(len(rows)))[0]
+    return copies, representative[copies]
+
+
+def find_duplicates(graph: NeighbourGraph, vectors: np.ndarray, cutoff: float = 0.1) -> DuplicateResult:
+    """Duplicate clusters of the rows of `vectors` (same row order as `graph`). See the module rules."""
+    if not 0.0 <= cutoff <= 1.0:
+        raise InvalidOptionError(f"duplicate_cutoff is a cosine distance from 0 to 1, not {cutoff}")
+    vectors = np.asarray(vectors)
+    n_rows = vectors.shape[0]
+    if graph.n_rows != n_rows:
+        raise ValueError(f"graph has {graph.n_rows} rows but vectors have {n_rows}")
+    duplicate_class = np.full(n_rows, SINGLETON, dtype=object)
+    cluster_id = np.full(n_rows, -1, dtype=np.int64)
+    if n_rows == 0:
+        return DuplicateResult(duplicate_class, cluster_id)
+    unit = _unit(vectors)
+
+    source = np.repeat(np.arange(n_rows, dtype=np.int64), graph.k)
+    target = graph.neighbour_indices.ravel().astype(np.int64)
+    valid = target >= 0
+    source, target = source[valid], target[valid]
+    # Cheap pre-filter on the graph's own distances when they are cosine (with slack for float32),
+    # then the exact cosine distance from the vectors decides.
+    if graph.metric == "cosine":
+        near = graph.neighbour_distances.ravel()[valid] <= cutoff + 1e-3
+        source, target = source[near], target[near]
+    distance = 1.0 - np.einsum("ij,ij->i", unit[source], unit[target])
+    close = distance <= cutoff + 1e-6
+    copy_rows, copy_of = _exact_copy_pairs(vectors)
+    root = _union_all(
+        n_rows, np.concatenate([source[close], copy_rows]), np.concatenate([target[close], copy_of])
+    )
+
+    cluster_size = np.bincount(root, minlength=n_rows)
+    in_cluster = cluster_size[root] > 1
+    if not in_cluster.any():
+        return DuplicateResult(duplicate_class, cluster_id)
+    members = np.nonzero(in_cluster)[0]
+    roots = root[members]
+    # Roots are the lowest row of each cluster (unions hook onto the lower root), so numbering roots
+    # in ascending order numbers clusters by their lowest row.
+    distinct_roots, compact = np.unique(roots, return_inverse=True)
+    n_clusters = len(distinct_roots)
+    mean_direction = np.zeros((n_clusters, unit.shape[1]), dtype=np.float64)
+    np.add.at(mean_direction, compact, unit[members])
+    centrality = np.einsum("ij,ij->i", unit[members], mean_direction[compact].astype(np.float32))
+    # Most central first, lowest row breaking ties: the first member per cluster in this order wins.
+    order = np.lexsort((members, -centrality, compact))
+    first_in_cluster = np.ones(len(order), dtype=bool)
+    first_in_cluster[1:] = compact[order][1:] != compact[order][:-1]
+    duplicate_class[members] = DELETION
+    duplicate_class[members[order[first_in_cluster]]] = RETENTION
+    cluster_id[members] = compact
+    return DuplicateResult(duplicate_class, cluster_id)

@@ -1,0 +1,649 @@
+"""A topic hierarchy with names: every row gets one topic at every depth, depth 1 the broadest.
+
+How topics are built (docs/topics_and_duplicates.md has the measured figures):
+1. A weighted neighbour graph: for cluster_method "fast" the k nearest neighbours in the 2-D layout
+   (so every topic is a contiguous region of the map and its label can sit on it); for "accurate"
+   the shared neighbour graph in embedding space. Edge weights fall off with distance relative to
+   each row's own neighbourhood (as in UMAP), and the graph is made symmetric.
+2. Leiden (modularity) splits the graph into many small, well-connected communities: at least
+   twice as many as the deepest depth needs. Tiny fragments are folded into the neighbour they are
+   most connected to.
+3. Communities are merged greedily, always the pair whose merge raises modularity most (pairs with
+   no edge only when nothing connected is left), down to one. This merge tree gives every depth:
+   with enforce_topic_hierarchy False the tree is cut at each depth's topic count (the data decides
+   how many subtopics each topic has; a compact topic may keep a single subtopic); with True every
+   topic is split into subtopics in proportion to its size, at least two whenever it holds two or
+   more communities. Either way each topic at depth d+1 lies inside exactly one topic at depth d.
+4. Names: class-based TF-IDF keywords against the sibling topics (compute/keywords.py); without
+   texts, "Topic 3 (north-west)" from the topic's number and its position on the map.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import sparse
+from scipy.spatial import cKDTree
+
+from atlas_assets.compute import keywords as kw
+from atlas_assets.compute.graph import NeighbourGraph
+from atlas_assets.errors import InvalidOptionError
+from atlas_assets.options import NomicTopicOptions
+
+THREE_DEPTHS_FROM = 2_000
+LAYOUT_NEIGHBOURS = 15
+_DEPTH_EXPONENTS = {1: (0.22,), 2: (0.22, 0.45), 3: (0.22, 0.4, 0.55)}
+_DEPTH_CAPS = (25, 250, 1_000)
+_MAX_COMMUNITIES = 3_000
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One topic. topic_id is unique across depths; parent is the topic_id one depth up (None at 1)."""
+
+    topic_id: int
+    depth: int
+    parent: int | None
+    short_description: str
+    description: str
+    keywords: list[str]
+    size: int
+    centroid_x: float
+    centroid_y: float
+    representative_row: int
+
+
+@dataclass(frozen=True)
+class TopicModel:
+    """assignments: (n_rows, n_depths) int32 topic_id of every row at depths 1..n_depths."""
+
+    assignments: np.ndarray
+    topics: list[Topic]
+
+    @property
+    def n_depths(self) -> int:
+        return int(self.assignments.shape[1])
+
+    def topic(self, topic_id: int) -> Topic:
+        return self._by_id()[topic_id]
+
+    def _by_id(self) -> dict[int, Topic]:
+        return {topic.topic_id: topic for topic in self.topics}
+
+    def labels(self, depth: int) -> np.ndarray:
+        """The short description of every row's topic at `depth` (1-based), as an object array."""
+        if not 1 <= depth <= self.n_depths:
+            raise InvalidOptionError(f"topic depth must be from 1 to {self.n_depths}, not {depth}")
+        ids = self.assignments[:, depth - 1]
+        names = {topic.topic_id: topic.short_description for topic in self.topics}
+        lookup = np.empty(int(ids.max()) + 1 if len(ids) else 0, dtype=object)
+        for topic_id, name in names.items():
+            if topic_id < len(lookup):
+                lookup[topic_id] = name
+        return lookup[ids] if len(ids) else np.empty(0, dtype=object)
+
+
+def depth_rule(n_rows: int) -> int:
+    """Two depths below 2,000 rows, three from 2,000 rows on."""
+    return 3 if n_rows >= THREE_DEPTHS_FROM else 2
+
+
+def topic_counts(n_rows: int, n_depths: int) -> list[int]:
+    """Target number of topics per depth: about n^0.22, n^0.4, n^0.55 (capped at 25, 250, 1000).
+
+    Two depths use n^0.22 and n^0.45. E.g. 3,000 rows: 6 / 25 / 82; 20,000: 9 / 52 / 231;
+    1M: 21 / 250 / 1000. Never more topics than rows, never fewer than at the depth above.
+    """
+    counts: list[int] = []
+    for depth, exponent in enumerate(_DEPTH_EXPONENTS[n_depths]):
+        count = int(round(max(n_rows, 1) ** exponent))
+        count = min(count, _DEPTH_CAPS[depth], n_rows)
+        count = max(count, counts[-1] if counts else 1, 1 if n_rows else 0)
+        counts.append(count)
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1: the weighted graph to cluster
+
+
+def _layout_neighbours(xy: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    n_rows = len(xy)
+    k = min(k, n_rows - 1)
+    distances, indices = cKDTree(xy).query(xy, k=k + 1)
+    return indices[:, 1:].astype(np.int64), distances[:, 1:].astype(np.float64)
+
+
+def _symmetric_weights(indices: np.ndarray, distances: np.ndarray) -> sparse.csr_matrix:
+    """UMAP-like membership strengths, summed over both directions of every edge."""
+    n_rows = indices.shape[0]
+    distances = np.where(np.isfinite(distances), distances, np.nan)
+    nearest = np.nanmin(np.where(indices >= 0, distances, np.nan), axis=1, initial=np.inf)
+    nearest = np.where(np.isfinite(nearest), nearest, 0.0)
+    spread = np.nanmean(np.where(indices >= 0, distances, np.nan), axis=1) - nearest
+    spread = np.where(np.isfinite(spread) & (spread > 1e-12), spread, 1.0)
+    weights = np.exp(-np.maximum(distances - nearest[:, None], 0.0) / spread[:, None])
+    valid = (indices >= 0) & np.isfinite(weights) & (indices != np.arange(n_rows)[:, None])
+    rows = np.repeat(np.arange(n_rows), indices.shape[1])[valid.ravel()]
+    cols = indices.ravel()[valid.ravel()]
+    matrix = sparse.csr_matrix((weights.ravel()[valid.ravel()], (rows, cols)), shape=(n_rows, n_rows))
+    return (matrix + matrix.T).tocsr()
+
+
+def _clustering_graph(method: str, graph: NeighbourGraph, xy: np.ndarray) -> sparse.csr_matrix:
+    if method == "fast":
+        indices, distances = _layout_neighbours(xy, LAYOUT_NEIGHBOURS)
+    else:
+        indices, distances = graph.neighbour_indices, graph.neighbour_distances.astype(np.float64)
+    return _symmetric_weights(indices, distances)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 2: many small communities (Leiden)
+
+
+def _leiden(weights: sparse.csr_matrix, resolution: float, seed: int) -> np.ndarray:
+    import igraph
+
+    upper = sparse.triu(weights, k=1).tocoo()
+    network = igraph.Graph(n=weights.shape[0], edges=np.column_stack([upper.row, upper.col]))
+    igraph.set_random_number_generator(random.Random(seed))
+    try:
+        partition = network.community_leiden(
+            objective_function="modularity",
+            weights=upper.data.astype(np.float64),
+            resolution=resolution,
+            n_iterations=2,
+        )
+    finally:
+        igraph.set_random_number_generator(random)
+    return np.asarray(partition.membership, dtype=np.int64)
+
+
+def _fine_communities(weights: sparse.csr_matrix, wanted: int, seed: int) -> np.ndarray:
+    """Leiden communities, raising the resolution until there are at least `wanted` of them."""
+    resolution = 1.0
+    membership = _leiden(weights, resolution, seed)
+    for _ in range(6):
+        if membership.max() + 1 >= wanted:
+            break
+        resolution *= 3.0
+        membership = _leiden(weights, resolution, seed)
+    return membership
+
+
+def _community_weights(weights: sparse.csr_matrix, membership: np.ndarray, n_communities: int) -> np.ndarray:
+    n_rows = weights.shape[0]
+    member = sparse.csr_matrix(
+        (np.ones(n_rows), (membership, np.arange(n_rows))), shape=(n_communities, n_rows)
+    )
+    return np.asarray((member @ weights @ member.T).todense(), dtype=np.float64)
+
+
+def _fold_small(
+    membership: np.ndarray, weights: sparse.csr_matrix, xy: np.ndarray, min_size: int, limit: int
+) -> np.ndarray:
+    """Fold communities below min_size (and the smallest beyond `limit`) into their best neighbour.
+
+    The best neighbour is the community sharing the most edge weight, preferring ones that are not
+    small themselves; a community without edges joins the one whose 2-D centroid is nearest.
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    membership = np.unique(membership, return_inverse=True)[1]
+    for _ in range(20):
+        n_comm = int(membership.max()) + 1
+        sizes = np.bincount(membership, minlength=n_comm)
+        n_small = max(n_comm - limit, int((sizes < min_size).sum()))
+        if n_small == 0 or n_comm <= 1:
+            break
+        small = np.argsort(sizes, kind="stable")[:n_small]
+        is_small = np.zeros(n_comm, dtype=bool)
+        is_small[small] = True
+        between = _community_weights(weights, membership, n_comm)
+        np.fill_diagonal(between, 0.0)
+        centroids = np.zeros((n_comm, 2))
+        np.add.at(centroids, membership, xy)
+        centroids /= np.maximum(sizes, 1)[:, None]
+        target = np.arange(n_comm)
+        for community in small:
+            links = between[community] * np.where(is_small, 1e-3, 1.0)
+            if links.max() > 0:
+                target[community] = int(np.argmax(links))
+            else:
+                gap = np.linalg.norm(centroids - centroids[community], axis=1)
+                gap[community] = np.inf
+                target[community] = int(np.argmin(gap))
+        pairs = sparse.csr_matrix((np.ones(n_comm), (np.arange(n_comm), target)), shape=(n_comm, n_comm))
+        merged = connected_components(pairs, directed=False)[1]
+        membership = merged[membership]
+        if int(membership.max()) + 1 == n_comm:
+            break
+    return membership
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 3: the merge tree
+
+
+def _merge_sequence(between: np.ndarray, centroids: np.ndarray, sizes: np.ndarray) -> list[tuple[int, int]]:
+    """Greedy modularity agglomeration of communities: the (kept, absorbed) pairs in merge order.
+
+    Only communities sharing edges are merged while any such pair is left (so merged topics stay
+    contiguous); after that, the smallest remaining piece joins the one with the nearest centroid.
+    """
+    centroids = centroids.astype(np.float64).copy()
+    sizes = sizes.astype(np.float64).copy()
+    weights = between.astype(np.float64).copy()
+    n_comm = len(weights)
+    total = weights.sum()
+    if n_comm <= 1:
+        return []
+    if total <= 0:
+        weights += 1e-12
+        total = weights.sum()
+    share = weights.sum(axis=1) / total
+    alive = np.ones(n_comm, dtype=bool)
+
+    def gains(row: int) -> np.ndarray:
+        gain = np.where(weights[row] > 0, 2.0 * (weights[row] / total - share[row] * share), -np.inf)
+        gain[~alive] = -np.inf
+        gain[row] = -np.inf
+        return gain
+
+    best_gain = np.empty(n_comm)
+    best_partner = np.empty(n_comm, dtype=np.int64)
+    for row in range(n_comm):
+        gain = gains(row)
+        best_partner[row] = int(np.argmax(gain))
+        best_gain[row] = gain[best_partner[row]]
+    merges: list[tuple[int, int]] = []
+    for _ in range(n_comm - 1):
+        candidates = np.where(alive, best_gain, -np.inf)
+        kept = int(np.argmax(candidates))
+        absorbed = int(best_partner[kept])
+        if not np.isfinite(candidates[kept]):
+            kept = int(np.argmin(np.where(alive, sizes, np.inf)))
+            gap = ((centroids - centroids[kept]) ** 2).sum(axis=1)
+            gap[~alive] = np.inf
+            gap[kept] = np.inf
+            absorbed = int(np.argmin(gap))
+        if absorbed < kept:
+            kept, absorbed = absorbed, kept
+        merges.append((kept, absorbed))
+        weights[kept] += weights[absorbed]
+        weights[:, kept] += weights[:, absorbed]
+        weights[absorbed] = 0.0
+        weights[:, absorbed] = 0.0
+        share[kept] += share[absorbed]
+        share[absorbed] = 0.0
+        centroids[kept] = (centroids[kept] * sizes[kept] + centroids[absorbed] * sizes[absorbed]) / max(
+            sizes[kept] + sizes[absorbed], 1.0
+        )
+        sizes[kept] += sizes[absorbed]
+        alive[absorbed] = False
+        gain = gains(kept)
+        best_partner[kept] = int(np.argmax(gain))
+        best_gain[kept] = gain[best_partner[kept]]
+        improved = alive & (gain > best_gain)
+        improved[kept] = False
+        best_gain[improved] = gain[improved]
+        best_partner[improved] = kept
+        stale = np.nonzero(alive & ((best_partner == absorbed) | (best_partner == kept)) & ~improved)[0]
+        for row in stale:
+            if row == kept:
+                continue
+            row_gain = gains(int(row))
+            best_partner[row] = int(np.argmax(row_gain))
+            best_gain[row] = row_gain[best_partner[row]]
+    return merges
+
+
+def _cut(n_leaves: int, merges: Sequence[tuple[int, int]], n_clusters: int) -> np.ndarray:
+    """Cluster of every leaf after the first n_leaves - n_clusters merges."""
+    label = np.arange(n_leaves)
+    for kept, absorbed in merges[: max(0, n_leaves - n_clusters)]:
+        label[label == absorbed] = kept
+    return label
+
+
+def _split_within(
+    n_leaves: int, merges: Sequence[tuple[int, int]], parent_of_leaf: np.ndarray, children_of: dict[int, int]
+) -> np.ndarray:
+    """Cut the merge tree separately inside every parent: children_of[parent] clusters each."""
+    label = np.arange(n_leaves)
+    leaves_in = {parent: int((parent_of_leaf == parent).sum()) for parent in children_of}
+    done = {parent: 0 for parent in children_of}
+    for kept, absorbed in merges:
+        parent = int(parent_of_leaf[kept])
+        if parent != int(parent_of_leaf[absorbed]):
+            continue
+        if done[parent] >= leaves_in[parent] - children_of[parent]:
+            continue
+        label[label == absorbed] = kept
+        done[parent] += 1
+    return label
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 4: names
+
+
+_COMPASS = ("east", "north-east", "north", "north-west", "west", "south-west", "south", "south-east")
+
+
+def position_name(point: np.ndarray, xy: np.ndarray) -> str:
+    """Where a point lies on the map: "centre" or a compass direction from the map's middle."""
+    low, high = xy.min(axis=0), xy.max(axis=0)
+    middle = (low + high) / 2.0
+    extent = max(float((high - low).max()), 1e-12)
+    offset = point - middle
+    if np.hypot(*offset) < extent / 6.0:
+        return "centre"
+    angle = np.degrees(np.arctan2(offset[1], offset[0])) % 360.0
+    return _COMPASS[int(((angle + 22.5) % 360.0) // 45.0)]
+
+
+def _unique_names(names: list[str], alternatives: list[list[str]], sizes: list[int]) -> list[str]:
+    """No two topics of a depth share a name: larger topics keep theirs, others take alternatives."""
+    final = list(names)
+    taken: set[str] = set()
+    for index in sorted(range(len(names)), key=lambda i: (-sizes[i], i)):
+        options = [names[index], *alternatives[index]]
+        choice = next((option for option in options if option and option.lower() not in taken), None)
+        if choice is None:
+            number = 2
+            while f"{names[index]} ({number})".lower() in taken:
+                number += 1
+            choice = f"{names[index]} ({number})"
+        final[index] = choice
+        taken.add(choice.lower())
+    return final
+
+
+def _representatives(
+    assignment: np.ndarray, topic_ids: np.ndarray, xy: np.ndarray, vectors: np.ndarray | None
+) -> dict[int, int]:
+    """Most central member of each topic: nearest to the topic's mean direction, or 2-D centroid."""
+    result: dict[int, int] = {}
+    if vectors is not None:
+        unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    for topic_id in topic_ids:
+        members = np.nonzero(assignment == topic_id)[0]
+        if vectors is not None:
+            direction = unit[members].mean(axis=0)
+            result[int(topic_id)] = int(members[np.argmax(unit[members] @ direction)])
+        else:
+            centre = xy[members].mean(axis=0)
+            result[int(topic_id)] = int(members[np.argmin(((xy[members] - centre) ** 2).sum(axis=1))])
+    return result
+
+
+def _name_topics(
+    assignments: np.ndarray,
+    parents: dict[int, int | None],
+    xy: np.ndarray,
+    texts: Sequence[str] | None,
+    vectors: np.ndarray | None,
+) -> list[Topic]:
+    terms = kw.count_terms(texts) if texts is not None else None
+    topics: list[Topic] = []
+    for depth_index in range(assignments.shape[1]):
+        column = assignments[:, depth_index]
+        topic_ids = np.unique(column)
+        sizes = np.bincount(column, minlength=int(topic_ids.max()) + 1)
+        representative = _representatives(column, topic_ids, xy, vectors)
+        keywords_of: dict[int, list[str]] = {int(t): [] for t in topic_ids}
+        if terms is not None and terms.counts.shape[1]:
+            groups: dict[int | None, list[int]] = {}
+            for topic_id in topic_ids:
+                groups.setdefault(parents[int(topic_id)], []).append(int(topic_id))
+            for siblings in groups.values():
+                keywords_of.update(_sibling_keywords(terms, column, siblings))
+        names, alternatives = [], []
+        for number, topic_id in enumerate(topic_ids, start=1):
+            centre = xy[column == topic_id].mean(axis=0)
+            positional = f"Topic {number} ({position_name(centre, xy)})"
+            words = keywords_of[int(topic_id)]
+            if words:
+                names.append(kw.short_description(words))
+                alternatives.append(
+                    [kw.short_description(words[skip:]) for skip in range(1, min(len(words), 4))]
+                    + [kw.short_description(words[:1] + words[skip:]) for skip in range(2, min(len(words), 5))]
+                )
+            else:
+                names.append(positional)
+                alternatives.append([])
+        names = _unique_names(names, alternatives, [int(sizes[t]) for t in topic_ids])
+        for name, topic_id in zip(names, topic_ids, strict=True):
+            members = column == topic_id
+            centre = xy[members].mean(axis=0)
+            row = representative[int(topic_id)]
+            words = keywords_of[int(topic_id)]
+            topics.append(
+                Topic(
+                    topic_id=int(topic_id),
+                    depth=depth_index + 1,
+                    parent=parents[int(topic_id)],
+                    short_description=name,
+                    description=kw.long_description(words, texts[row] if texts is not None else None)
+                    if texts is not None
+                    else f"{name}: {int(members.sum())} rows around ({centre[0]:.2f}, {centre[1]:.2f})",
+                    keywords=words,
+                    size=int(members.sum()),
+                    centroid_x=float(centre[0]),
+                    centroid_y=float(centre[1]),
+                    representative_row=row,
+                )
+            )
+    return topics
+
+
+def _sibling_keywords(
+    terms: kw.TermCounts, column: np.ndarray, siblings: list[int]
+) -> dict[int, list[str]]:
+    rows = np.nonzero(np.isin(column, siblings))[0]
+    local = np.searchsorted(np.asarray(siblings), column[rows]) if siblings == sorted(siblings) else None
+    if local is None:
+        position = {topic_id: i for i, topic_id in enumerate(siblings)}
+        local = np.array([position[int(t)] for t in column[rows]])
+    sub = kw.TermCounts(terms.counts[rows], terms.terms)
+    per_topic = kw.topic_term_counts(sub, local, len(siblings))
+    if len(siblings) == 1:
+        # A topic without siblings is told apart from the whole corpus instead.
+        everything = np.asarray(terms.counts.sum(axis=0)).ravel()
+        mine = np.asarray(per_topic.todense()).ravel()
+        per_topic = sparse.csr_matrix(np.vstack([mine, np.maximum(everything - mine, 0.0)]))
+    scores = kw.class_tfidf(per_topic)
+    dense_counts = np.asarray(per_topic.todense())
+    return {
+        topic_id: kw.pick_keywords(scores[i], dense_counts[i], terms.terms)
+        for i, topic_id in enumerate(siblings)
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The public entry points
+
+
+def _check_inputs(graph: NeighbourGraph, xy: np.ndarray, texts: Sequence[str] | None) -> np.ndarray:
+    xy = np.asarray(xy, dtype=np.float64)
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise ValueError(f"xy must be (n_rows, 2), got shape {xy.shape}")
+    if graph.n_rows != len(xy):
+        raise ValueError(f"graph has {graph.n_rows} rows but xy has {len(xy)}")
+    if texts is not None and len(texts) != len(xy):
+        raise ValueError(f"texts has {len(texts)} entries but there are {len(xy)} rows")
+    return xy
+
+
+def _renumber(levels: list[np.ndarray]) -> tuple[np.ndarray, dict[int, int | None]]:
+    """Topic ids unique across depths (depth 1 first, larger topics first) and each topic's parent."""
+    n_rows = len(levels[0])
+    assignments = np.zeros((n_rows, len(levels)), dtype=np.int32)
+    parents: dict[int, int | None] = {}
+    next_id = 0
+    for depth_index, level in enumerate(levels):
+        labels, local = np.unique(level, return_inverse=True)
+        sizes = np.bincount(local, minlength=len(labels))
+        if depth_index == 0:
+            order = np.lexsort((np.arange(len(labels)), -sizes))
+        else:
+            parent_of = np.zeros(len(labels), dtype=np.int64)
+            parent_of[local] = assignments[:, depth_index - 1]
+            order = np.lexsort((np.arange(len(labels)), -sizes, parent_of))
+        new_id = np.empty(len(labels), dtype=np.int64)
+        new_id[order] = np.arange(next_id, next_id + len(labels))
+        assignments[:, depth_index] = new_id[local]
+        for label_index in range(len(labels)):
+            topic_id = int(new_id[label_index])
+            if depth_index == 0:
+                parents[topic_id] = None
+            else:
+                row = int(np.argmax(local == label_index))
+                parents[topic_id] = int(assignments[row, depth_index - 1])
+        next_id += len(labels)
+    return assignments, parents
+
+
+def build_topics(
+    graph: NeighbourGraph,
+    xy: np.ndarray,
+    texts: Sequence[str] | None,
+    options: NomicTopicOptions,
+    seed: int = 0,
+    vectors: np.ndarray | None = None,
+) -> TopicModel:
+    """The topic hierarchy of a map (module docstring). texts None: topics named by position."""
+    xy = _check_inputs(graph, xy, texts)
+    n_rows = len(xy)
+    if n_rows == 0:
+        return TopicModel(np.zeros((0, depth_rule(0)), dtype=np.int32), [])
+    n_depths = depth_rule(n_rows)
+    counts = topic_counts(n_rows, n_depths)
+    if n_rows < 3:
+        levels = [np.zeros(n_rows, dtype=np.int64) for _ in counts]
+    else:
+        weights = _clustering_graph(options.cluster_method, graph, xy)
+        wanted = min(n_rows, max(2 * counts[-1], 2))
+        membership = _fine_communities(weights, wanted, seed)
+        min_size = max(2, min(10, n_rows // (counts[-1] * 4)))
+        membership = _fold_small(membership, weights, xy, min_size, limit=_MAX_COMMUNITIES)
+        n_leaves = int(membership.max()) + 1
+        leaf_sizes = np.bincount(membership, minlength=n_leaves)
+        leaf_centroids = np.zeros((n_leaves, 2))
+        np.add.at(leaf_centroids, membership, xy)
+        leaf_centroids /= np.maximum(leaf_sizes, 1)[:, None]
+        merges = _merge_sequence(
+            _community_weights(weights, membership, n_leaves), leaf_centroids, leaf_sizes
+        )
+        leaf_levels = _leaf_levels(n_leaves, merges, counts, membership, options.enforce_topic_hierarchy)
+        levels = [leaf_level[membership] for leaf_level in leaf_levels]
+    assignments, parents = _renumber(levels)
+    topics = _name_topics(assignments, parents, xy, texts, None if vectors is None else np.asarray(vectors))
+    return TopicModel(assignments, topics)
+
+
+def _leaf_levels(
+    n_leaves: int, merges: list[tuple[int, int]], counts: list[int], membership: np.ndarray, enforce: bool
+) -> list[np.ndarray]:
+    levels = [_cut(n_leaves, merges, min(counts[0], n_leaves))]
+    leaf_rows = np.bincount(membership, minlength=n_leaves)
+    n_rows = len(membership)
+    for count in counts[1:]:
+        parent = levels[-1]
+        if not enforce:
+            level = _cut(n_leaves, merges, min(count, n_leaves))
+            # The cut of one tree is nested by construction; intersecting keeps it strict anyway.
+            level = np.unique(np.column_stack([parent, level]), axis=0, return_inverse=True)[1].ravel()
+        else:
+            children_of = {}
+            for parent_label in np.unique(parent):
+                in_parent = parent == parent_label
+                share = leaf_rows[in_parent].sum() / n_rows
+                wanted = int(round(count * share))
+                children_of[int(parent_label)] = int(min(in_parent.sum(), max(2, wanted)))
+            level = _split_within(n_leaves, merges, parent, children_of)
+        levels.append(level)
+    return levels
+
+
+def assign_new_rows(
+    previous: TopicModel,
+    previous_row: np.ndarray,
+    graph: NeighbourGraph,
+    xy: np.ndarray,
+    texts: Sequence[str] | None,
+) -> TopicModel:
+    """The previous topics over the current rows, without rebuilding them.
+
+    previous_row[i] is the row of current row i in `previous`, or -1 for a new row. Old rows keep
+    their topics; a new row joins the deepest topic most common among its already placed neighbours
+    (rows placed this way count for the rows after them), or, with no placed neighbour at all, the
+    deepest topic whose centroid is nearest on the map; its broader topics follow from the hierarchy.
+    Deleted rows drop out, topics left empty disappear; sizes, centroids and representatives are
+    updated; labels are kept.
+    """
+    xy = _check_inputs(graph, xy, texts)
+    previous_row = np.asarray(previous_row, dtype=np.int64)
+    if len(previous_row) != len(xy):
+        raise ValueError("previous_row needs one entry per current row")
+    n_depths = previous.n_depths
+    by_id = previous._by_id()
+    deepest = np.full(len(xy), -1, dtype=np.int64)
+    old = previous_row >= 0
+    deepest[old] = previous.assignments[previous_row[old], n_depths - 1]
+    neighbours = graph.neighbour_indices
+    pending = np.nonzero(deepest < 0)[0]
+    while len(pending):
+        placed_any = False
+        still = []
+        for row in pending:
+            votes = deepest[neighbours[row][neighbours[row] >= 0]]
+            votes = votes[votes >= 0]
+            if len(votes):
+                values, tally = np.unique(votes, return_counts=True)
+                # Ties go to the topic of the nearest placed neighbour.
+                top = values[tally == tally.max()]
+                deepest[row] = next(v for v in votes if v in top)
+                placed_any = True
+            else:
+                still.append(row)
+        pending = np.asarray(still, dtype=np.int64)
+        if not placed_any:
+            break
+    if len(pending):
+        deep_topics = [t for t in previous.topics if t.depth == n_depths]
+        centres = np.array([[t.centroid_x, t.centroid_y] for t in deep_topics])
+        nearest = cKDTree(centres).query(xy[pending])[1]
+        deepest[pending] = [deep_topics[i].topic_id for i in np.atleast_1d(nearest)]
+    assignments = np.zeros((len(xy), n_depths), dtype=np.int32)
+    assignments[:, n_depths - 1] = deepest
+    for depth_index in range(n_depths - 2, -1, -1):
+        child = assignments[:, depth_index + 1]
+        parent_of = {topic_id: by_id[topic_id].parent for topic_id in np.unique(child)}
+        assignments[:, depth_index] = [parent_of[c] for c in child] if len(child) else []
+    topics: list[Topic] = []
+    new_row_of_old = np.full(len(previous.assignments), -1, dtype=np.int64)
+    new_row_of_old[previous_row[old]] = np.nonzero(old)[0]
+    for topic in previous.topics:
+        members = np.nonzero(assignments[:, topic.depth - 1] == topic.topic_id)[0]
+        if not len(members):
+            continue
+        centre = xy[members].mean(axis=0)
+        representative = int(new_row_of_old[topic.representative_row])
+        if representative < 0 or assignments[representative, topic.depth - 1] != topic.topic_id:
+            representative = int(members[np.argmin(((xy[members] - centre) ** 2).sum(axis=1))])
+        topics.append(
+            replace(
+                topic,
+                size=int(len(members)),
+                centroid_x=float(centre[0]),
+                centroid_y=float(centre[1]),
+                representative_row=representative,
+            )
+        )
+    return TopicModel(assignments, topics)

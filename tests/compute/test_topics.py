@@ -1,0 +1,238 @@
+"""build_topics / assign_new_rows: the hierarchy's rules, names, incremental updates, quality floors."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from scipy.sparse.csgraph import connected_components
+from sklearn.decomposition import PCA, TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import adjusted_mutual_info_score
+from sklearn.neighbors import NearestNeighbors, kneighbors_graph
+from sklearn.preprocessing import normalize
+
+from atlas_assets.compute.graph import NeighbourGraph
+from atlas_assets.compute.topics import (
+    TopicModel,
+    assign_new_rows,
+    build_topics,
+    depth_rule,
+    topic_counts,
+)
+from atlas_assets.errors import InvalidOptionError
+from atlas_assets.options import NomicTopicOptions
+from benchmarks import data
+
+FAST = NomicTopicOptions(cluster_method="fast")
+ACCURATE = NomicTopicOptions(cluster_method="accurate")
+
+
+@dataclass(frozen=True)
+class MapInputs:
+    texts: list[str]
+    labels: np.ndarray
+    vectors: np.ndarray
+    graph: NeighbourGraph
+    xy: np.ndarray
+
+
+def knn_graph(vectors: np.ndarray, k: int = 15) -> NeighbourGraph:
+    distances, indices = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(vectors).kneighbors(vectors)
+    return NeighbourGraph(indices[:, 1:].astype(np.int64), distances[:, 1:].astype(np.float32), "cosine")
+
+
+def tfidf_map(texts: list[str], labels: np.ndarray) -> MapInputs:
+    """Real texts, TF-IDF + SVD vectors (fast, deterministic), exact kNN graph and a PCA layout."""
+    tfidf = TfidfVectorizer(sublinear_tf=True, min_df=2, stop_words="english").fit_transform(texts)
+    vectors = normalize(TruncatedSVD(100, random_state=0).fit_transform(tfidf)).astype(np.float32)
+    xy = PCA(2, random_state=0).fit_transform(vectors)
+    return MapInputs(texts, labels, vectors, knn_graph(vectors), xy)
+
+
+@pytest.fixture(scope="module")
+def banking(shared_data) -> MapInputs:
+    """banking77 test: 3,080 real customer queries in 77 intents."""
+    dataset = data.banking77()
+    return tfidf_map(dataset.texts, dataset.labels)
+
+
+@pytest.fixture(scope="module")
+def banking_model(banking: MapInputs) -> TopicModel:
+    return build_topics(banking.graph, banking.xy, banking.texts, FAST, vectors=banking.vectors)
+
+
+def test_depth_rule_two_depths_below_2000_rows_three_from_2000() -> None:
+    assert depth_rule(10) == 2 and depth_rule(1_999) == 2
+    assert depth_rule(2_000) == 3 and depth_rule(1_000_000) == 3
+
+
+def test_topic_counts_grow_with_depth_and_data() -> None:
+    assert topic_counts(3_000, 3) == [6, 25, 82]
+    assert topic_counts(1_000_000, 3) == [21, 250, 1000]
+    for n_rows in (1, 5, 50, 500, 5_000, 50_000):
+        counts = topic_counts(n_rows, depth_rule(n_rows))
+        assert counts == sorted(counts) and 1 <= counts[0] and counts[-1] <= n_rows
+
+
+def check_hierarchy(model: TopicModel, n_rows: int) -> None:
+    assignments = model.assignments
+    assert assignments.shape == (n_rows, model.n_depths) and assignments.dtype == np.int32
+    by_id = {topic.topic_id: topic for topic in model.topics}
+    assert len(by_id) == len(model.topics), "topic ids are unique across depths"
+    for depth in range(1, model.n_depths + 1):
+        column = assignments[:, depth - 1]
+        assert all(by_id[int(t)].depth == depth for t in np.unique(column))
+        sizes = np.bincount(column)
+        assert all(sizes[topic.topic_id] == topic.size for topic in model.topics if topic.depth == depth)
+        if depth > 1:
+            parent_column = assignments[:, depth - 2]
+            for topic_id in np.unique(column):
+                parents = np.unique(parent_column[column == topic_id])
+                assert list(parents) == [by_id[int(topic_id)].parent], "a child lies inside one parent"
+        else:
+            assert all(topic.parent is None for topic in model.topics if topic.depth == 1)
+
+
+@pytest.mark.parametrize("enforce", [False, True])
+@pytest.mark.parametrize("method", ["fast", "accurate"])
+def test_every_row_has_a_topic_at_every_depth_nested_in_its_parent(
+    banking: MapInputs, method: str, enforce: bool
+) -> None:
+    options = NomicTopicOptions(cluster_method=method, enforce_topic_hierarchy=enforce)
+    model = build_topics(banking.graph, banking.xy, banking.texts, options, vectors=banking.vectors)
+    check_hierarchy(model, len(banking.texts))
+    assert model.n_depths == 3
+    counts = [len(np.unique(model.assignments[:, d])) for d in range(3)]
+    targets = topic_counts(len(banking.texts), 3)
+    for count, target in zip(counts, targets, strict=True):
+        assert 0.7 * target <= count <= 1.3 * target
+    if enforce:
+        for topic in model.topics:
+            if topic.depth < 3:
+                children = [child for child in model.topics if child.parent == topic.topic_id]
+                assert len(children) >= 2 or topic.size < 20
+
+
+def test_fast_topics_are_contiguous_regions_of_the_map(banking: MapInputs, banking_model: TopicModel) -> None:
+    neighbours_2d = kneighbors_graph(banking.xy, 15, include_self=False)
+    for depth in (1, 2):
+        column = banking_model.assignments[:, depth - 1]
+        for topic_id in np.unique(column):
+            members = np.nonzero(column == topic_id)[0]
+            _, component = connected_components(neighbours_2d[members][:, members], directed=False)
+            largest = np.bincount(component).max()
+            assert largest >= 0.95 * len(members)
+
+
+def test_labels_are_short_distinct_among_siblings_and_described(
+    banking: MapInputs, banking_model: TopicModel
+) -> None:
+    for depth in range(1, banking_model.n_depths + 1):
+        names = [t.short_description for t in banking_model.topics if t.depth == depth]
+        assert len(set(names)) == len(names), f"duplicate labels at depth {depth}"
+        labels = banking_model.labels(depth)
+        assert labels.shape == (len(banking.texts),) and all(isinstance(label, str) for label in labels)
+    for topic in banking_model.topics:
+        assert 1 <= len(re.sub(r" \(\d+\)$", "", topic.short_description).replace(",", "").split()) <= 3
+        assert 1 <= len(topic.keywords) <= 10
+        assert topic.description.startswith("Keywords: " + ", ".join(topic.keywords[:3]))
+        assert " ".join(banking.texts[topic.representative_row].split())[:40] in topic.description
+        assert banking_model.assignments[topic.representative_row, topic.depth - 1] == topic.topic_id
+        members = banking_model.assignments[:, topic.depth - 1] == topic.topic_id
+        assert topic.centroid_x == pytest.approx(banking.xy[members, 0].mean())
+
+
+def test_keywords_come_from_the_topic_texts(banking: MapInputs, banking_model: TopicModel) -> None:
+    for topic in banking_model.topics:
+        members = np.nonzero(banking_model.assignments[:, topic.depth - 1] == topic.topic_id)[0]
+        text = " ".join(banking.texts[row].lower() for row in members)
+        words = set(re.findall(r"[a-z]+", text))
+        assert all(word in words for keyword in topic.keywords[:3] for word in keyword.split())
+
+
+def test_without_texts_topics_are_named_by_number_and_position(banking: MapInputs) -> None:
+    model = build_topics(banking.graph, banking.xy, None, FAST)
+    check_hierarchy(model, len(banking.texts))
+    for topic in model.topics:
+        assert re.fullmatch(r"Topic \d+ \((centre|(north|south)(-(east|west))?|east|west)\)", topic.short_description)
+        assert topic.keywords == []
+
+
+def test_small_data_gets_two_depths_and_tiny_data_still_works(banking: MapInputs) -> None:
+    rows = np.arange(300)
+    model = build_topics(knn_graph(banking.vectors[rows]), banking.xy[rows], [banking.texts[r] for r in rows], FAST)
+    check_hierarchy(model, 300)
+    assert model.n_depths == 2
+    for n_rows in (1, 2, 5):
+        graph = NeighbourGraph(
+            np.full((n_rows, 2), -1, np.int64), np.full((n_rows, 2), np.inf, np.float32), "cosine"
+        )
+        tiny = build_topics(graph, banking.xy[:n_rows], banking.texts[:n_rows], FAST)
+        check_hierarchy(tiny, n_rows)
+
+
+def test_same_seed_same_topics(banking: MapInputs, banking_model: TopicModel) -> None:
+    again = build_topics(banking.graph, banking.xy, banking.texts, FAST, vectors=banking.vectors)
+    np.testing.assert_array_equal(again.assignments, banking_model.assignments)
+    assert [t.short_description for t in again.topics] == [t.short_description for t in banking_model.topics]
+
+
+def test_labels_rejects_a_depth_that_does_not_exist(banking_model: TopicModel) -> None:
+    with pytest.raises(InvalidOptionError, match="depth"):
+        banking_model.labels(4)
+
+
+def test_new_rows_join_the_topic_of_their_neighbours_and_labels_stay(banking: MapInputs) -> None:
+    n_rows = len(banking.texts)
+    new = np.random.default_rng(0).choice(n_rows, 150, replace=False)
+    old = np.setdiff1d(np.arange(n_rows), new)
+    before = build_topics(
+        knn_graph(banking.vectors[old]), banking.xy[old], [banking.texts[r] for r in old], ACCURATE
+    )
+    previous_row = np.full(n_rows, -1)
+    previous_row[old] = np.arange(len(old))
+    after = assign_new_rows(before, previous_row, banking.graph, banking.xy, banking.texts)
+    check_hierarchy(after, n_rows)
+    np.testing.assert_array_equal(after.assignments[old], before.assignments)
+    assert {t.topic_id: t.short_description for t in after.topics} == {
+        t.topic_id: t.short_description for t in before.topics
+    }
+    # A new row lands in the topic most common among its placed neighbours.
+    deepest = after.assignments[:, -1]
+    old_set = set(old)
+    joined_majority = []
+    for row in new:
+        votes = deepest[[n for n in banking.graph.neighbour_indices[row] if n in old_set]]
+        if len(votes):
+            joined_majority.append(np.sum(votes == deepest[row]) == np.bincount(votes).max())
+    assert np.mean(joined_majority) >= 0.9
+    # And new rows share their topic's main intent about as often as old rows do.
+    main_intent = {
+        topic: np.bincount(banking.labels[old][deepest[old] == topic]).argmax() for topic in np.unique(deepest[old])
+    }
+    purity = lambda rows: np.mean([main_intent[deepest[row]] == banking.labels[row] for row in rows])
+    assert purity(new) >= 0.8 * purity(old)
+
+
+def test_deleted_rows_drop_out_and_empty_topics_disappear(banking: MapInputs, banking_model: TopicModel) -> None:
+    deepest = banking_model.assignments[:, -1]
+    gone_topic = int(deepest[0])
+    keep = np.nonzero(deepest != gone_topic)[0]
+    previous_row = keep  # current row i is previous row keep[i]
+    graph = knn_graph(banking.vectors[keep])
+    after = assign_new_rows(banking_model, previous_row, graph, banking.xy[keep], [banking.texts[r] for r in keep])
+    check_hierarchy(after, len(keep))
+    assert gone_topic not in {t.topic_id for t in after.topics}
+    np.testing.assert_array_equal(after.assignments, banking_model.assignments[keep])
+
+
+def test_topics_agree_with_banking77_intents(banking: MapInputs) -> None:
+    """Quality floor (TF-IDF vectors here; benchmarks/topics.py measures the real embeddings)."""
+    for options in (FAST, ACCURATE):
+        model = build_topics(banking.graph, banking.xy, banking.texts, options, vectors=banking.vectors)
+        best = max(adjusted_mutual_info_score(banking.labels, model.assignments[:, d]) for d in range(3))
+        floor = 0.40 if options.cluster_method == "accurate" else 0.25
+        assert best >= floor, (options.cluster_method, best)
