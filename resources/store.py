@@ -64,7 +64,9 @@ _BATCH_ID = re.compile(r"^\d{8}T\d{12}-[0-9a-f]{6}$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _BLOB_REF = re.compile(r"^[0-9a-f]{64}\.[a-z]{3,4}$")
 
-TableInput = pa.Table | Iterable[pa.Table] | None
+TableInput = Any  # pa.Table, pandas, polars, list of dicts, an iterable of pa.Tables, or None
+# Rows converted and validated at a time when add_batch is given a whole table.
+CHUNK_ROWS = 50_000
 
 
 def new_batch_id(after: str | None = None) -> str:
@@ -456,13 +458,15 @@ class DatasetStore(dg.ConfigurableResource):
     ) -> BatchRecord:
         """Validate and commit one upload as one batch (all or nothing); returns its record.
 
-        `table` is a pa.Table or an iterable of pa.Tables (consecutive row chunks, so a large upload
-        streams with bounded memory), or None for generated-id datasets given only embeddings/blobs.
+        `table` is any add_data input (pa.Table, pandas, polars, list of dicts), or an iterable of
+        pa.Tables (consecutive row chunks, so a large upload streams with bounded memory), or None for
+        generated-id datasets given only embeddings/blobs.
         `progress(n)` is called after each chunk. `rows` (known for a pa.Table) lets the counts of
         embeddings and blobs be checked before any work. Rules: see `atlas_assets.compute.tables`.
         """
-        if isinstance(table, (pa.Table, pa.RecordBatch)):
-            rows = table.num_rows
+        if tables.is_table_like(table):
+            rows = tables.count_rows(table)
+            table = tables.iter_arrow_chunks(table, CHUNK_ROWS)
         with self.writer_lock(organisation, slug, lock_timeout):
             record = self.read_record(organisation, slug)
             self._clean_orphans(record)
@@ -619,9 +623,6 @@ class _BatchWriter:
                     f"{self.id_field!r}; pass data with that column"
                 )
             yield pa.table({"_": pa.nulls(count)}).drop_columns(["_"])
-            return
-        if isinstance(table, (pa.Table, pa.RecordBatch)):
-            yield tables.to_arrow(table)
             return
         yield from table
 

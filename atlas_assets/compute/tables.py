@@ -52,6 +52,11 @@ def _shown(values: Sequence[Any]) -> str:
 # ---------------------------------------------------------------------------------------- input
 
 
+def is_table_like(data: Any) -> bool:
+    """True for the inputs add_data takes: pyarrow Table/RecordBatch, pandas, polars, list of dicts."""
+    return isinstance(data, (pa.Table, pa.RecordBatch, list)) or _is_pandas(data) or _is_polars(data)
+
+
 def count_rows(data: Any) -> int:
     """Rows of any supported input without converting it."""
     if isinstance(data, (pa.Table, pa.RecordBatch)):

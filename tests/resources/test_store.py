@@ -363,3 +363,46 @@ def test_a_process_killed_mid_write_leaves_the_old_state(store: DatasetStore, ag
     store.add_batch(ORG, SLUG, ag_news.slice(20, 5).select(["id", "title"]))
     assert len(list((folder / "batches").glob("*.parquet"))) == 2  # orphan cleaned, new batch added
     assert store.read_rows(ORG, SLUG, columns=["id"]).column(0).to_pylist() == list(range(25))
+
+
+def test_threads_adding_at_once_lose_no_rows(store: DatasetStore) -> None:
+    import threading
+
+    def add(worker: int) -> None:
+        for number in range(5):
+            ids = [f"t{worker}-{number}-{i}" for i in range(100)]
+            store.add_batch(ORG, SLUG, pa.table({"id": ids}))
+
+    threads = [threading.Thread(target=add, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rows = store.read_rows(ORG, SLUG)
+    assert rows.num_rows == 2000 and rows.column(tables.ROW_ID).to_pylist() == list(range(2000))
+    assert len(set(rows.column("id").to_pylist())) == 2000
+
+
+def _create(root: str, queue) -> None:
+    queue.put(DatasetStore(root=root).create_dataset(ORG, "race", unique_id_field="id", exist_ok=True).id)
+
+
+def test_processes_creating_one_dataset_at_once_agree_on_it(atlas_home: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    creators = [context.Process(target=_create, args=(str(atlas_home), queue)) for _ in range(3)]
+    for creator in creators:
+        creator.start()
+    ids = {queue.get(timeout=120) for _ in creators}
+    for creator in creators:
+        creator.join(60)
+    assert ids == {DatasetStore().read_record(ORG, "race").id}
+
+
+def test_add_batch_takes_every_input_kind(store: DatasetStore, ag_news: pa.Table) -> None:
+    frame = ag_news.to_pandas()
+    store.add_batch(ORG, SLUG, frame.iloc[:10])
+    store.add_batch(ORG, SLUG, frame.iloc[10:20].to_dict("records"))
+    store.add_batch(ORG, SLUG, (ag_news.slice(start, 5) for start in (20, 25)))  # streamed chunks
+    assert store.read_rows(ORG, SLUG, columns=["id"]).column(0).to_pylist() == list(range(30))
+    assert [b.rows for b in store.read_record(ORG, SLUG).batches] == [10, 10, 10]
