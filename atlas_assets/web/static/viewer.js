@@ -62,44 +62,26 @@
   const glCanvas = $("points-layer");
   const overlay = $("overlay-layer");
   const ctx = overlay.getContext("2d");
-  const gl = glCanvas.getContext("webgl", { antialias: false, alpha: false, premultipliedAlpha: false })
-    || glCanvas.getContext("experimental-webgl");
+  const GL_OPTIONS = { antialias: false, alpha: false, premultipliedAlpha: false };
+  const gl = glCanvas.getContext("webgl2", GL_OPTIONS) || glCanvas.getContext("webgl", GL_OPTIONS);
+  // 32-bit element indices: native in WebGL2, an extension in WebGL1 (then subsets are drawn less cleverly)
+  const uintIndices = !!gl && (typeof WebGL2RenderingContext !== "undefined" && gl instanceof WebGL2RenderingContext
+    || !!gl.getExtension("OES_element_index_uint"));
 
+  // Colours are computed per point in JavaScript when the colouring changes (3 bytes per point), so
+  // the vertex shader does almost nothing: that keeps a million points cheap even on a CPU rasteriser.
   const VERTEX = `
     precision highp float;
-    attribute float a_x; attribute float a_y; attribute float a_cat; attribute float a_val;
-    attribute float a_flags; attribute float a_hl;
+    attribute float a_x; attribute float a_y; attribute vec3 a_color; attribute float a_hl;
     uniform vec2 u_center; uniform vec2 u_scale; uniform float u_size; uniform float u_alpha;
-    uniform int u_mode; uniform vec3 u_palette[21]; uniform float u_paletteSize;
-    uniform vec2 u_range; uniform float u_dupOnly; uniform float u_anyHl; uniform float u_pass;
+    uniform float u_anyHl; uniform float u_pass;
     varying vec4 v_color;
-    vec3 ramp(float t) {
-      vec3 c0 = vec3(0.267, 0.005, 0.329); vec3 c1 = vec3(0.231, 0.322, 0.545);
-      vec3 c2 = vec3(0.129, 0.569, 0.553); vec3 c3 = vec3(0.369, 0.788, 0.384); vec3 c4 = vec3(0.992, 0.906, 0.145);
-      if (t < 0.25) return mix(c0, c1, t * 4.0);
-      if (t < 0.5) return mix(c1, c2, (t - 0.25) * 4.0);
-      if (t < 0.75) return mix(c2, c3, (t - 0.5) * 4.0);
-      return mix(c3, c4, (t - 0.75) * 4.0);
-    }
-    void hide() { gl_Position = vec4(3.0, 3.0, 0.0, 1.0); gl_PointSize = 0.0; v_color = vec4(0.0); }
     void main() {
-      bool dup = mod(a_flags, 2.0) >= 1.0;
-      bool lit = a_hl > 0.5;
-      if (u_dupOnly > 0.5 && !dup) { hide(); return; }
-      if (u_pass > 0.5 && !lit) { hide(); return; }
       gl_Position = vec4((a_x - u_center.x) * u_scale.x, (a_y - u_center.y) * u_scale.y, 0.0, 1.0);
-      vec3 c = vec3(0.6);
-      if (u_mode == 0) {
-        if (a_cat < 65534.5) {
-          int i = int(mod(a_cat, u_paletteSize) + 0.5);
-          for (int k = 0; k < 21; k++) { if (k == i) { c = u_palette[k]; } }
-        }
-      } else {
-        if (a_val == a_val) { c = ramp(clamp((a_val - u_range.x) / max(u_range.y - u_range.x, 1e-20), 0.0, 1.0)); }
-      }
+      vec3 c = a_color;
       float size = u_size; float alpha = u_alpha;
       if (u_anyHl > 0.5) {
-        if (lit) {
+        if (a_hl > 0.5) {
           size = max(u_size * 2.2, 5.0); alpha = 1.0;
           if (mod(a_hl, 2.0) >= 1.0) { c = mix(c, vec3(0.85, 0.1, 0.1), 0.55); }
         } else {
@@ -136,29 +118,38 @@
     gl.linkProgram(program);
     if (!gl.getProgramParameter(program, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(program));
     gl.useProgram(program);
-    for (const name of ["a_x", "a_y", "a_cat", "a_val", "a_flags", "a_hl"]) loc[name] = gl.getAttribLocation(program, name);
-    for (const name of ["u_center", "u_scale", "u_size", "u_alpha", "u_mode", "u_palette", "u_paletteSize",
-      "u_range", "u_dupOnly", "u_anyHl", "u_pass"]) loc[name] = gl.getUniformLocation(program, name);
+    for (const name of ["a_x", "a_y", "a_color", "a_hl"]) loc[name] = gl.getAttribLocation(program, name);
+    for (const name of ["u_center", "u_scale", "u_size", "u_alpha", "u_anyHl", "u_pass"]) {
+      loc[name] = gl.getUniformLocation(program, name);
+    }
     gl.enable(gl.BLEND);
     gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
   }
-  function attribute(name, data, type) {
+  function attribute(name, data, type, size, normalized) {
     const buffer = buffers[name] || gl.createBuffer();
     buffers[name] = buffer;
     gl.bindBuffer(gl.ARRAY_BUFFER, buffer);
     gl.bufferData(gl.ARRAY_BUFFER, data, gl.STATIC_DRAW);
     gl.enableVertexAttribArray(loc[name]);
-    gl.vertexAttribPointer(loc[name], 1, type, false, 0, 0);
+    gl.vertexAttribPointer(loc[name], size || 1, type, !!normalized, 0, 0);
   }
-  function setPalette(colors) {
-    const flat = new Float32Array(21 * 3);
-    colors.slice(0, 21).forEach((hex, i) => flat.set(hexToRgb(hex), i * 3));
-    gl.uniform3fv(loc.u_palette, flat);
-    gl.uniform1f(loc.u_paletteSize, Math.max(1, Math.min(21, colors.length)));
+  // Element index buffers: a random order (level of detail while moving), the duplicates, the highlighted.
+  const indexBuffers = {};
+  function setIndices(name, rows) {
+    if (!uintIndices) return;
+    const buffer = indexBuffers[name] || gl.createBuffer();
+    indexBuffers[name] = buffer;
+    indexBuffers[name + "Count"] = rows.length;
+    gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, buffer);
+    gl.bufferData(gl.ELEMENT_ARRAY_BUFFER, rows, gl.STATIC_DRAW);
+  }
+  function drawIndices(name, count) {
+    gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, indexBuffers[name]);
+    gl.drawElements(gl.POINTS, count, gl.UNSIGNED_INT, 0);
   }
 
   // ---- data ---------------------------------------------------------------------------------------
-  let n = 0, xs, ys, topics, flags, highlight;
+  let n = 0, xs, ys, topics, flags, highlight, colours, duplicateRows, litRows = new Uint32Array(0);
   let grid = null;
   const colour = { field: "topic_depth_1", kind: "categorical", categories: [], counts: [], colors: [], min: 0, max: 1 };
   let dupOnly = false;
@@ -260,6 +251,7 @@
   }
   function frame() {
     frameRequested = false;
+    if (target.active || drag) noteMotion();
     if (target.active) {
       const k = 0.28;
       view.cx += (target.cx - view.cx) * k; view.cy += (target.cy - view.cy) * k;
@@ -273,7 +265,10 @@
     draw();
   }
   let anyHighlight = false;
-  function drawPoints() {
+  // Level of detail: while the view moves, draw a random subset sized so frames stay fast; the
+  // full set is drawn as soon as the view rests.
+  const detail = { budget: 0, moving: false, partial: false, lastFrame: 0, restTimer: 0 };
+  function drawPoints(full) {
     if (!n) return;
     gl.viewport(0, 0, glCanvas.width, glCanvas.height);
     gl.clearColor(0.969, 0.969, 0.961, 1);
@@ -282,14 +277,36 @@
     gl.uniform2f(loc.u_scale, (2 * view.scale) / view.width, (2 * view.scale) / view.height);
     gl.uniform1f(loc.u_size, pointSize());
     gl.uniform1f(loc.u_alpha, n > 200000 ? 0.55 : n > 20000 ? 0.7 : 0.85);
-    gl.uniform1i(loc.u_mode, colour.kind === "numeric" ? 1 : 0);
-    gl.uniform2f(loc.u_range, colour.min, colour.max);
-    gl.uniform1f(loc.u_dupOnly, dupOnly ? 1 : 0);
     gl.uniform1f(loc.u_anyHl, anyHighlight ? 1 : 0);
     gl.uniform1f(loc.u_pass, 0);
-    gl.drawArrays(gl.POINTS, 0, n);
-    if (anyHighlight) { gl.uniform1f(loc.u_pass, 1); gl.drawArrays(gl.POINTS, 0, n); }
+    detail.partial = false;
+    if (dupOnly && uintIndices) {
+      drawIndices("duplicates", indexBuffers.duplicatesCount);
+    } else if (!full && detail.moving && uintIndices && detail.budget < n) {
+      drawIndices("shuffled", detail.budget);
+      detail.partial = true;
+    } else {
+      gl.drawArrays(gl.POINTS, 0, n);
+    }
+    if (anyHighlight && uintIndices && litRows.length) {
+      gl.uniform1f(loc.u_pass, 1);
+      drawIndices("lit", litRows.length);
+    }
   }
+  function noteMotion() {
+    // called for every frame drawn while panning or zooming: adapt the subset to the frame time
+    const now = performance.now();
+    if (detail.moving && detail.lastFrame) {
+      const interval = now - detail.lastFrame;
+      if (interval > 45) detail.budget = Math.max(50000, Math.floor(detail.budget * 0.7));
+      else if (interval < 25) detail.budget = Math.min(n, Math.floor(detail.budget * 1.25));
+    }
+    detail.lastFrame = now;
+    detail.moving = true;
+    clearTimeout(detail.restTimer);
+    detail.restTimer = setTimeout(() => { detail.moving = false; detail.lastFrame = 0; if (detail.partial) requestRender(); }, 160);
+  }
+
   function draw() {
     drawPoints();
     viewer.frames++;
@@ -360,23 +377,49 @@
     for (let i = 0; i < count; i++) colors.push(hasOther && i === count - 1 ? OTHER_COLOR : PALETTE[i % PALETTE.length]);
     return colors;
   }
+  function paintCategorical(codes, colorList) {
+    const table = new Uint8Array(Math.max(1, colorList.length) * 3);
+    colorList.forEach((hex, i) => table.set(hexToRgb(hex).map((v) => Math.round(v * 255)), i * 3));
+    const k = colorList.length;
+    for (let i = 0; i < n; i++) {
+      const code = codes[i];
+      const o = 3 * i;
+      if (code >= k || code === NO_TOPIC) { colours[o] = 160; colours[o + 1] = 160; colours[o + 2] = 160; continue; }
+      const t = 3 * code;
+      colours[o] = table[t]; colours[o + 1] = table[t + 1]; colours[o + 2] = table[t + 2];
+    }
+  }
+  const RAMP = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"].map(hexToRgb);
+  function rampColour(t) {
+    const x = Math.min(0.9999, Math.max(0, t)) * (RAMP.length - 1);
+    const i = Math.floor(x), f = x - i;
+    return RAMP[i].map((v, c) => Math.round(255 * (v + (RAMP[i + 1][c] - v) * f)));
+  }
+  function paintNumeric(values, min, max) {
+    const lut = new Uint8Array(256 * 3);
+    for (let j = 0; j < 256; j++) lut.set(rampColour(j / 255), 3 * j);
+    const span = max - min || 1;
+    for (let i = 0; i < n; i++) {
+      const v = values[i], o = 3 * i;
+      if (v !== v) { colours[o] = 160; colours[o + 1] = 160; colours[o + 2] = 160; continue; }
+      const j = 3 * Math.min(255, Math.max(0, Math.floor(((v - min) / span) * 255)));
+      colours[o] = lut[j]; colours[o + 1] = lut[j + 1]; colours[o + 2] = lut[j + 2];
+    }
+  }
   async function colourBy(name) {
-    let column;
+    let column, codes = null, values = null;
     if (name === "topic_depth_1" && viewer.meta.depths >= 1) {
-      attribute("a_cat", topics, gl.UNSIGNED_SHORT);
       const { categories, counts } = topicCategories();
       column = { kind: "categorical", categories, counts };
+      codes = topics;
     } else {
       const response = await api("/field/" + encodeURIComponent(name));
       const buffer = await response.arrayBuffer();
       const length = new DataView(buffer).getUint32(0, true);
       const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, length)));
       const offset = 4 + length + ((4 - ((4 + length) % 4)) % 4);
-      if (header.kind === "categorical") {
-        attribute("a_cat", new Uint16Array(buffer, offset, n), gl.UNSIGNED_SHORT);
-      } else {
-        attribute("a_val", new Float32Array(buffer, offset, n), gl.FLOAT);
-      }
+      if (header.kind === "categorical") codes = new Uint16Array(buffer, offset, n);
+      else values = new Float32Array(buffer, offset, n);
       column = header;
     }
     colour.field = name;
@@ -387,10 +430,9 @@
     colour.max = column.max == null ? 1 : column.max;
     const hasOther = colour.categories[colour.categories.length - 1] === "(other)";
     colour.colors = paletteFor(colour.categories.length, hasOther);
-    if (colour.kind === "categorical") {
-      const paletteColours = colour.colors.length > 21 ? PALETTE : colour.colors;
-      setPalette(paletteColours.length ? paletteColours : PALETTE);
-    }
+    if (codes) paintCategorical(codes, colour.colors);
+    else paintNumeric(values, colour.min, colour.max);
+    attribute("a_color", colours, gl.UNSIGNED_BYTE, 3, true);
     renderLegend();
     requestRender();
   }
@@ -410,7 +452,7 @@
       const li = document.createElement("li");
       const swatch = document.createElement("span");
       swatch.className = "swatch";
-      swatch.style.background = colour.colors.length > 21 ? PALETTE[i % PALETTE.length] : colour.colors[i];
+      swatch.style.background = colour.colors[i];
       const label = document.createElement("span");
       label.className = "name"; label.textContent = name; label.title = name;
       const count = document.createElement("span");
@@ -424,10 +466,18 @@
   function setHighlightBit(bit, rows) {
     for (let i = 0; i < n; i++) highlight[i] &= ~bit;
     for (let k = 0; k < rows.length; k++) highlight[rows[k]] |= bit;
-    anyHighlight = false;
-    for (let i = 0; i < n; i++) { if (highlight[i]) { anyHighlight = true; break; } }
+    rebuildLit();
     attribute("a_hl", highlight, gl.UNSIGNED_BYTE);
     requestRender();
+  }
+  function rebuildLit() {
+    let count = 0;
+    for (let i = 0; i < n; i++) if (highlight[i] && (!dupOnly || flags[i] & 1)) count++;
+    litRows = new Uint32Array(count);
+    for (let i = 0, k = 0; i < n; i++) if (highlight[i] && (!dupOnly || flags[i] & 1)) litRows[k++] = i;
+    anyHighlight = false;
+    for (let i = 0; i < n; i++) { if (highlight[i]) { anyHighlight = true; break; } }
+    setIndices("lit", litRows);
   }
   viewer.setHighlightBit = setHighlightBit;
 
@@ -734,6 +784,7 @@
   $("color-by").addEventListener("change", (event) => colourBy(event.target.value).catch((e) => setStatus(e.message)));
   $("duplicates-only").addEventListener("change", (event) => {
     dupOnly = event.target.checked;
+    rebuildLit();
     setStatus(dupOnly ? "Showing only the " + fmt(viewer.meta.duplicates.duplicates) + " points with duplicates" : "Showing every point");
     requestRender();
   });
@@ -779,7 +830,7 @@
   };
   viewer.view = view;
   viewer.nonBackgroundPixels = () => {
-    drawPoints();
+    drawPoints(true);
     const w = glCanvas.width, h = glCanvas.height;
     const pixels = new Uint8Array(w * h * 4);
     gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
@@ -789,8 +840,9 @@
     }
     return count;
   };
-  viewer.measureFrames = (frames) => new Promise((resolve) => {
-    // pans a little each frame and reports the median frame time (ms)
+  viewer.measureFrames = (frames, levelOfDetail) => new Promise((resolve) => {
+    // pans a little each frame and reports the median frame time (ms); with levelOfDetail the
+    // frames are drawn as during a real pan (a subset sized to the frame time), else in full
     const times = [];
     let last = performance.now(), i = 0;
     function step() {
@@ -798,10 +850,14 @@
       if (i > 0) times.push(now - last);
       last = now;
       view.cx += 2 / view.scale;
+      if (levelOfDetail) noteMotion();
       draw();
       gl.finish();
       if (++i <= frames) requestAnimationFrame(step);
-      else { times.sort((a, b) => a - b); resolve(times[Math.floor(times.length / 2)]); }
+      else {
+        times.sort((a, b) => a - b);
+        resolve({ median: times[Math.floor(times.length / 2)], drawn: detail.partial ? detail.budget : n });
+      }
     }
     requestAnimationFrame(step);
   });
@@ -827,11 +883,26 @@
     topics = new Uint16Array(buffer, 8 * n, n);
     flags = new Uint8Array(buffer, 10 * n, n);
     highlight = new Uint8Array(n);
+    colours = new Uint8Array(3 * n);
     attribute("a_x", xs, gl.FLOAT);
     attribute("a_y", ys, gl.FLOAT);
-    attribute("a_flags", flags, gl.UNSIGNED_BYTE);
     attribute("a_hl", highlight, gl.UNSIGNED_BYTE);
-    attribute("a_val", new Float32Array(n), gl.FLOAT);
+    let duplicates = 0;
+    for (let i = 0; i < n; i++) if (flags[i] & 1) duplicates++;
+    duplicateRows = new Uint32Array(duplicates);
+    for (let i = 0, k = 0; i < n; i++) if (flags[i] & 1) duplicateRows[k++] = i;
+    setIndices("duplicates", duplicateRows);
+    const shuffled = new Uint32Array(n);
+    for (let i = 0; i < n; i++) shuffled[i] = i;
+    let seed = 12345;
+    for (let i = n - 1; i > 0; i--) {  // Fisher-Yates with a fixed seed: the same subset every time
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      const j = seed % (i + 1);
+      const t = shuffled[i]; shuffled[i] = shuffled[j]; shuffled[j] = t;
+    }
+    setIndices("shuffled", shuffled);
+    detail.budget = Math.min(n, 300000);
+    rebuildLit();
     const colourSelect = $("color-by");
     const options = [];
     if (meta.depths >= 1) options.push(["topic_depth_1", "Topic"]);
