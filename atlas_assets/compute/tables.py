@@ -112,29 +112,53 @@ def _from_pandas(frame: Any, schema: pa.Schema | None = None) -> pa.Table:
         raise InvalidDataError(f"the DataFrame cannot be converted to Arrow: {error}") from None
 
 
-def _from_dicts(rows: list[Any]) -> pa.Table:
-    names: dict[str, None] = {}
+def _dict_layout(rows: list[Any]) -> dict[str, pa.DataType | None]:
+    """Every key of the whole list (in order of appearance) with the Arrow type of its first non-null
+    value, so each chunk has every column, typed as in the whole upload (None: null everywhere)."""
+    layout: dict[str, pa.DataType | None] = {}
+    for row in rows:
+        if not isinstance(row, dict):
+            return layout  # _from_dicts names the bad row
+        for key, value in row.items():
+            if layout.get(key) is None and value is not None:
+                try:
+                    layout[key] = pa.array([value]).type
+                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+                    layout[key] = None  # _from_dicts reports it
+            else:
+                layout.setdefault(key, None)
+    return layout
+
+
+def _from_dicts(
+    rows: list[Any], layout: dict[str, pa.DataType | None] | None = None, offset: int = 0
+) -> pa.Table:
+    names: dict[str, None] = dict.fromkeys(layout or {})
     for number, row in enumerate(rows):
         if not isinstance(row, dict):
             raise InvalidDataError(
-                f"row {number} of the list is a {type(row).__name__}, not a dict; pass a list of dicts "
+                f"row {number + offset} of the list is a {type(row).__name__}, not a dict; pass a list of dicts "
                 "(one per datum, field name -> value)"
             )
         for key in row:
             if not isinstance(key, str):
-                raise InvalidDataError(f"row {number} has a non-string field name {key!r}; use strings")
+                raise InvalidDataError(f"row {number + offset} has a non-string field name {key!r}; use strings")
             names.setdefault(key, None)
     columns = {}
     for name in names:
         values = [row.get(name) for row in rows]
+        hinted = (layout or {}).get(name)
+        if hinted is not None and all(value is None for value in values):
+            columns[name] = pa.nulls(len(values), hinted)
+            continue
         try:
             columns[name] = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
             raise InvalidDataError(
                 f"field {name!r} mixes types across rows ({error}); give every row the same type"
             ) from None
-    if not columns:
-        return pa.table({})
+    if not columns:  # keep the row count of a table without columns
+        return pa.table({"_": pa.nulls(len(rows))}).drop_columns(["_"])
     return pa.table(columns)
 
 
@@ -176,9 +200,13 @@ def iter_arrow_chunks(data: Any, chunk_rows: int) -> Iterator[pa.Table]:
         for start in range(0, max(total, 1), chunk_rows):
             yield _plain(_from_pandas(data.iloc[start : start + chunk_rows], schema))
         return
+    if isinstance(data, list):
+        layout = _dict_layout(data) if total > chunk_rows else None
+        for start in range(0, max(total, 1), chunk_rows):
+            yield _plain(_from_dicts(data[start : start + chunk_rows], layout, start))
+        return
     for start in range(0, max(total, 1), chunk_rows):
-        piece = data[start : start + chunk_rows] if isinstance(data, list) else data.slice(start, chunk_rows)
-        yield to_arrow(piece)
+        yield to_arrow(data.slice(start, chunk_rows))
 
 
 # ---------------------------------------------------------------------------------------- names

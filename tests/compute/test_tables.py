@@ -238,3 +238,13 @@ def test_pandas_chunks_share_the_types_of_the_whole_frame() -> None:
     frame = pd.DataFrame({"id": ["a", "b", "c", "d"], "note": [None, None, "late", None]})
     chunks = list(tables.iter_arrow_chunks(frame, 2))
     assert chunks[0].schema.field("note").type == chunks[1].schema.field("note").type != pa.null()
+
+
+def test_dict_chunks_have_every_key_typed_as_in_the_whole_list() -> None:
+    rows = [{"id": f"r{i}"} for i in range(5)] + [{"id": "r5", "score": 0.5, "tag": None}, {"id": "r6", "x": "late"}]
+    chunks = list(tables.iter_arrow_chunks(rows, 3))
+    assert {str(chunk.schema) for chunk in chunks} == {str(chunks[-1].schema)}
+    assert chunks[0].column_names == ["id", "score", "tag", "x"]
+    assert chunks[0].schema.field("score").type == pa.float64() and chunks[0].num_rows == 3
+    with pytest.raises(InvalidDataError, match="row 4 of the list"):
+        list(tables.iter_arrow_chunks([{"id": 1}] * 4 + ["oops"], 2))
