@@ -393,7 +393,7 @@ class DatasetStore(dg.ConfigurableResource):
         id_field = record.unique_id_field
         requested = list(ids)
         if not requested:
-            return self._scan(record, columns).slice(0, 0)
+            return self._empty_table(record, _list(columns))
         id_type = record.schema.field(id_field).type if record.schema is not None else pa.string()
         try:
             wanted = pc.cast(pa.array(requested), id_type)

@@ -54,7 +54,9 @@ def _shown(values: Sequence[Any]) -> str:
 
 def is_table_like(data: Any) -> bool:
     """True for the inputs add_data takes: pyarrow Table/RecordBatch, pandas, polars, list of dicts."""
-    return isinstance(data, (pa.Table, pa.RecordBatch, list)) or _is_pandas(data) or _is_polars(data)
+    if isinstance(data, list):
+        return not (data and isinstance(data[0], pa.Table))  # a list of Tables is a list of chunks
+    return isinstance(data, (pa.Table, pa.RecordBatch)) or _is_pandas(data) or _is_polars(data)
 
 
 def count_rows(data: Any) -> int:

@@ -404,5 +404,7 @@ def test_add_batch_takes_every_input_kind(store: DatasetStore, ag_news: pa.Table
     store.add_batch(ORG, SLUG, frame.iloc[:10])
     store.add_batch(ORG, SLUG, frame.iloc[10:20].to_dict("records"))
     store.add_batch(ORG, SLUG, (ag_news.slice(start, 5) for start in (20, 25)))  # streamed chunks
-    assert store.read_rows(ORG, SLUG, columns=["id"]).column(0).to_pylist() == list(range(30))
-    assert [b.rows for b in store.read_record(ORG, SLUG).batches] == [10, 10, 10]
+    store.add_batch(ORG, SLUG, [ag_news.slice(30, 5), ag_news.slice(35, 5)])
+    assert store.read_rows(ORG, SLUG, columns=["id"]).column(0).to_pylist() == list(range(40))
+    assert [b.rows for b in store.read_record(ORG, SLUG).batches] == [10, 10, 10, 10]
+    assert store.find_rows(ORG, SLUG, [], columns=["id"]).num_rows == 0
