@@ -20,6 +20,8 @@ DEFAULT_DAGSTER_YAML = """\
 # Written by atlas-assets on first use. SQLite storage in this folder; see deploy/ for PostgreSQL.
 telemetry:
   enabled: false
+nux:
+  enabled: false
 concurrency:
   runs:
     max_concurrent_runs: 2
