@@ -1,0 +1,27 @@
+"""The code location the daemon and UI load: every dataset's family, sensors and schedule."""
+
+import dagster as dg
+
+from atlas_assets.definitions import defs
+
+
+def _load() -> dg.Definitions:
+    return defs() if callable(defs) else defs
+
+
+def test_an_empty_store_loads_an_empty_code_location(atlas_home):
+    loaded = _load()
+    dg.Definitions.validate_loadable(loaded)
+    assert not list(loaded.assets or [])
+    assert (atlas_home / "dagster" / "dagster.yaml").exists()
+
+
+def test_a_store_with_a_map_loads_its_family_sensors_and_schedule(news_map):
+    loaded = _load()
+    dg.Definitions.validate_loadable(loaded)
+    keys = {key.to_user_string() for asset in loaded.assets for key in asset.keys}
+    assert "tests/ag_news/raw_data" in keys and "tests/ag_news/news/topics" in keys
+    sensor_names = {sensor.name for sensor in loaded.sensors}
+    assert sensor_names == {"tests__ag_news__inbox", "atlas_automation"}
+    assert all(sensor.default_status == dg.DefaultSensorStatus.RUNNING for sensor in loaded.sensors)
+    assert [schedule.name for schedule in loaded.schedules] == ["atlas_nightly_topic_rebuild"]
