@@ -155,6 +155,7 @@ def measure_browser(browser: Any, server: BackgroundServer, key: str, repeats: i
             page.wait_for_function("window.atlasViewer.selection.length > 0", timeout=600_000)
             extra["box_select_ms"] = (time.perf_counter() - t0) * 1000
             extra["box_selected"] = page.evaluate("window.atlasViewer.selection.length")
+            extra["box_select_in_page_ms"] = page.evaluate("window.atlasViewer.timings.lastSelectionMs")
             heap = page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : null")
             extra["js_heap_mb"] = heap / 2**20 if heap else None
         context.close()

@@ -293,7 +293,7 @@ def create_app(
         query = request.query_params.get("q", "")
         mode = request.query_params.get("mode", "meaning")
         try:
-            k = int(request.query_params.get("k", "100"))
+            k = int(request.query_params.get("k", "100" if mode == "meaning" else "10000"))
         except ValueError:
             raise HTTPException(400, "k must be an integer") from None
         if not query.strip():
@@ -385,12 +385,16 @@ def create_app(
         return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)
 
     # binary columns are compressed once and cached (see _PointCache), images are compressed already
+    async def atlas_error(request: Request, error: Exception) -> Response:
+        # e.g. IndexNotReadyError: the map exists (the caller is authorised) but is not built yet
+        return JSONResponse({"error": str(error)}, status_code=409)
+
     middleware = [Middleware(GZipMiddleware, minimum_size=2048, compresslevel=6,
                              exclude_content_types=("text/event-stream", "application/octet-stream",
                                                     "image/png", "image/jpeg", "image/gif", "image/webp"))]
     if allowed_hosts is not None:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
-    return Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error})
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error, AtlasError: atlas_error})
 
 
 # running -------------------------------------------------------------------------------------------

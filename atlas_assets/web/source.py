@@ -24,6 +24,7 @@ MISSING_CATEGORY = "(missing)"
 OTHER_CATEGORY = "(other)"
 EXCERPT_CHARS = 600
 MAX_MEANING_K = 1000  # AtlasProjection.embeddings.vector_search caps k there
+MAX_TEXT_MATCHES = 200_000
 
 DUPLICATE_CLASSES = ("singleton", "retention candidate", "deletion candidate")
 
@@ -467,9 +468,9 @@ class TableMapSource:
     def search(self, query: str | np.ndarray, mode: str = "meaning", k: int = 100) -> SearchResult:
         """Rows matching `query`: `text` = substring of the text fields, `meaning` = nearest vectors."""
         self._ensure()
-        k = max(1, min(int(k), 10_000))
         if mode == "text":
-            return self._search_text(str(query), limit=max(k, 10_000))
+            return self._search_text(str(query), limit=max(1, min(int(k), MAX_TEXT_MATCHES)))
+        k = max(1, min(int(k), MAX_MEANING_K))
         if mode != "meaning":
             raise ValueError(f"unknown search mode {mode!r}; use 'text' or 'meaning'")
         if self._vector_search is None:
@@ -597,9 +598,7 @@ class ProjectionMapSource(TableMapSource):
             token=token,
             modality=str(getattr(dataset, "modality", "text") or "text"),
             tags=projection.tags,
-            vector_search=lambda queries, k: projection.embeddings.vector_search(
-                queries=queries, k=min(int(k), MAX_MEANING_K)
-            ),
+            vector_search=lambda queries, k: projection.embeddings.vector_search(queries=queries, k=int(k)),
             image_loader=_image_loader(dataset),
         )
         self.projection = projection

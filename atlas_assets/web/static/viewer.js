@@ -245,13 +245,17 @@
   }
 
   // ---- drawing ------------------------------------------------------------------------------------
-  let frameRequested = false;
-  function requestRender() {
+  // The points layer is redrawn only when the view, colours or highlights change; hovering and
+  // drawing a selection outline redraw just the light 2-D overlay (a million points cost a CPU
+  // rasteriser most of a second per frame).
+  let frameRequested = false, pointsDirty = true;
+  function requestRender(points) {
+    if (points !== false) pointsDirty = true;
     if (!frameRequested) { frameRequested = true; requestAnimationFrame(frame); }
   }
   function frame() {
     frameRequested = false;
-    if (target.active || drag) noteMotion();
+    if (target.active || (drag && tool === "pan")) noteMotion();
     if (target.active) {
       const k = 0.28;
       view.cx += (target.cx - view.cx) * k; view.cy += (target.cy - view.cy) * k;
@@ -262,7 +266,7 @@
       }
       requestRender();
     }
-    draw();
+    draw(true);
   }
   let anyHighlight = false;
   // Level of detail: while the view moves, draw a random subset sized so frames stay fast; the
@@ -307,8 +311,8 @@
     detail.restTimer = setTimeout(() => { detail.moving = false; detail.lastFrame = 0; if (detail.partial) requestRender(); }, 160);
   }
 
-  function draw() {
-    drawPoints();
+  function draw(overlayOnly) {
+    if (!overlayOnly || pointsDirty) { pointsDirty = false; drawPoints(); }
     viewer.frames++;
     ctx.setTransform(view.dpr, 0, 0, view.dpr, 0, 0);
     ctx.clearRect(0, 0, view.width, view.height);
@@ -424,6 +428,8 @@
     }
     colour.field = name;
     colour.kind = column.kind;
+    colour.codes = codes;
+    setHighlightBit(HL_LEGEND, []);
     colour.categories = column.categories || [];
     colour.counts = column.counts || [];
     colour.min = column.min == null ? 0 : column.min;
@@ -450,16 +456,35 @@
     }
     colour.categories.forEach((name, i) => {
       const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "legend-entry";
+      button.setAttribute("aria-pressed", "false");
+      button.title = "Highlight " + name;
       const swatch = document.createElement("span");
       swatch.className = "swatch";
       swatch.style.background = colour.colors[i];
       const label = document.createElement("span");
-      label.className = "name"; label.textContent = name; label.title = name;
+      label.className = "name"; label.textContent = name;
       const count = document.createElement("span");
       count.className = "count"; count.textContent = fmt(colour.counts[i] || 0);
-      li.append(swatch, label, count);
+      button.append(swatch, label, count);
+      button.addEventListener("click", () => toggleLegendEntry(i, button));
+      li.appendChild(button);
       legend.appendChild(li);
     });
+  }
+  // clicking a legend entry highlights its points (again: back to all)
+  function toggleLegendEntry(code, button) {
+    const pressed = button.getAttribute("aria-pressed") === "true";
+    for (const other of document.querySelectorAll("#legend .legend-entry")) other.setAttribute("aria-pressed", "false");
+    if (pressed || !colour.codes) { setHighlightBit(HL_LEGEND, []); setStatus("Legend highlight cleared"); return; }
+    button.setAttribute("aria-pressed", "true");
+    const codes = colour.codes, rows = [];
+    const isOther = colour.categories[code] === "(other)";
+    for (let i = 0; i < n; i++) if (codes[i] === code || (isOther && codes[i] >= code && codes[i] !== NO_TOPIC)) rows.push(i);
+    setHighlightBit(HL_LEGEND, rows);
+    setStatus(fmt(rows.length) + " points: " + colour.categories[code]);
   }
 
   // ---- highlights (search, selection, tags) ----------------------------------------------------------------
@@ -501,7 +526,7 @@
   let hoverTimer = 0, hoverToken = 0;
   function showTooltip(row, px, py) {
     viewer.hoveredRow = row;
-    requestRender();
+    requestRender(false);
     clearTimeout(hoverTimer);
     if (row < 0) { tooltip.hidden = true; return; }
     const ticket = ++hoverToken;
@@ -595,7 +620,7 @@
       } else if (shape) {
         if (shape.kind === "box") shape.points = [[drag.startX, drag.startY], [px, py]];
         else shape.points.push([px, py]);
-        requestRender();
+        requestRender(false);
       }
       drag.lastX = px; drag.lastY = py;
       return;
@@ -619,7 +644,7 @@
       const row = nearestRow(dx, dy, Math.max(6, pointSize() / view.dpr) / view.scale);
       if (row >= 0) showDetails(row);
     }
-    requestRender();
+    requestRender(false);
   }
   overlay.addEventListener("pointerup", endDrag);
   overlay.addEventListener("pointercancel", endDrag);
@@ -677,7 +702,9 @@
       polygon = s.points;
     }
     if (polygon.length < 3) return;
+    const t0 = performance.now();
     select(rowsInPolygon(polygon.map(([px, py]) => toData(px, py))));
+    viewer.timings.lastSelectionMs = performance.now() - t0;
   }
   function select(rows) {
     viewer.selection = rows;
@@ -696,7 +723,7 @@
     setStatus("Searching…");
     let result;
     try {
-      const response = await api("/search?q=" + encodeURIComponent(query) + "&mode=" + mode + "&k=" + (mode === "meaning" ? 50 : 10000));
+      const response = await api("/search?q=" + encodeURIComponent(query) + "&mode=" + mode + "&k=" + (mode === "meaning" ? 50 : 200000));
       result = await response.json();
     } catch (error) {
       setStatus("Search failed: " + error.message);
