@@ -11,6 +11,7 @@ folder, so deleting a dataset never races its own lock file):
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -21,18 +22,21 @@ from filelock import FileLock, Timeout
 
 from atlas_assets.errors import DatasetLockedError
 
-_HELD: dict[str, FileLock] = {}
+_HELD: dict[tuple[int, str], FileLock] = {}
 _HELD_GUARD = threading.Lock()
 
 
 def _shared_lock(path: Path) -> FileLock:
-    """One FileLock object per path in this process: re-entrant within a thread."""
-    key = str(path)
+    """One FileLock object per path in this process: re-entrant within a thread.
+
+    Keyed by process id too: a forked child must not reuse its parent's lock objects.
+    """
+    key = (os.getpid(), str(path))
     with _HELD_GUARD:
         lock = _HELD.get(key)
         if lock is None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            lock = _HELD[key] = FileLock(key)
+            lock = _HELD[key] = FileLock(str(path))
         return lock
 
 

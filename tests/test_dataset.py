@@ -402,7 +402,7 @@ def _index_for_a_while(root: str, ready, release) -> None:
 
 
 def test_wait_for_dataset_lock(loaded: AtlasDataset, atlas_home: Path) -> None:
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")
     ready, release = context.Event(), context.Event()
     indexer = context.Process(target=_index_for_a_while, args=(str(atlas_home), ready, release))
     indexer.start()

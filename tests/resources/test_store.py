@@ -266,7 +266,7 @@ def _hold_lock(root: str, kind: str, ready, release) -> None:
 
 @pytest.mark.parametrize("kind", ["writer", "indexing"])
 def test_locks_are_seen_across_processes(store: DatasetStore, atlas_home: Path, kind: str) -> None:
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")
     ready, release = context.Event(), context.Event()
     holder = context.Process(target=_hold_lock, args=(str(atlas_home), kind, ready, release))
     holder.start()
@@ -307,7 +307,7 @@ def _add_many(root: str, worker: int, batches: int, rows: int) -> None:
 def test_two_processes_adding_at_once_lose_no_rows(atlas_home: Path) -> None:
     store = DatasetStore()
     store.create_dataset(ORG, "parallel", unique_id_field="id")
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")
     workers = [context.Process(target=_add_many, args=(str(atlas_home), w, 8, 250)) for w in range(2)]
     for worker in workers:
         worker.start()
@@ -350,7 +350,7 @@ def _crash_before_commit(root: str) -> None:
 def test_a_process_killed_mid_write_leaves_the_old_state(store: DatasetStore, ag_news: pa.Table, atlas_home: Path) -> None:
     store.add_batch(ORG, SLUG, ag_news.slice(0, 20).select(["id", "title"]))
     record_before = store.read_record(ORG, SLUG)
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")
     crasher = context.Process(target=_crash_before_commit, args=(str(atlas_home),))
     crasher.start()
     crasher.join(120)
@@ -388,7 +388,7 @@ def _create(root: str, queue) -> None:
 
 
 def test_processes_creating_one_dataset_at_once_agree_on_it(atlas_home: Path) -> None:
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")
     queue = context.Queue()
     creators = [context.Process(target=_create, args=(str(atlas_home), queue)) for _ in range(3)]
     for creator in creators:
