@@ -258,11 +258,11 @@ class AtlasDataset(IndexMethods):
 
     def get_data(self, ids: Sequence[Any]) -> list[dict[str, Any]]:
         """The datums with these ids, in the order given (unknown ids: UnknownIdsError naming them)."""
-        if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, np.ndarray, pa.Array)):
+        if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
             raise InvalidDataError(f"get_data takes a list of ids, got {type(ids).__name__}")
         record = self._record()
         fields = record.schema.names if record.schema is not None else [self.id_field]
-        table = self._store.find_rows(self._organisation, self._slug, list(ids), columns=fields)
+        table = self._store.find_rows(self._organisation, self._slug, _id_list(ids), columns=fields)
         return table.to_pylist()
 
     def delete_data(self, ids: Sequence[Any]) -> bool:
@@ -270,7 +270,7 @@ class AtlasDataset(IndexMethods):
         if isinstance(ids, (str, bytes)):
             raise InvalidDataError("delete_data takes a list of ids, not a single string")
         self._record()
-        self._store.delete_ids(self._organisation, self._slug, list(ids))
+        self._store.delete_ids(self._organisation, self._slug, _id_list(ids))
         return True
 
     def delete(self) -> None:
@@ -283,3 +283,12 @@ class AtlasDataset(IndexMethods):
     # (issue on the Dagster pipeline). They read/write `self._record().indices` through
     # `self._store.update_record(...)` and hold `self._store.indexing_lock(...)` while materialising.
     # ==========================================================================================
+
+
+def _id_list(ids: Any) -> list[Any]:
+    """Ids as plain Python values (numpy arrays, Arrow arrays and pandas Series included)."""
+    if hasattr(ids, "to_pylist"):
+        return ids.to_pylist()
+    if hasattr(ids, "tolist"):
+        return ids.tolist()
+    return list(ids)

@@ -417,3 +417,10 @@ def test_wait_for_dataset_lock(loaded: AtlasDataset, atlas_home: Path) -> None:
         indexer.join(30)
     with loaded.wait_for_dataset_lock(timeout=5) as ds:
         assert ds is loaded and loaded.is_accepting_data
+
+
+def test_ids_may_come_as_numpy_arrow_or_pandas(loaded: AtlasDataset) -> None:
+    for ids in (np.array([4, 2]), pa.array([4, 2]), pd.Series([4, 2]), (4, 2)):
+        assert [row["id"] for row in loaded.get_data(ids)] == [4, 2]
+    with pytest.raises(InvalidDataError, match="list of ids"):
+        loaded.get_data("4")
