@@ -424,3 +424,16 @@ def test_ids_may_come_as_numpy_arrow_or_pandas(loaded: AtlasDataset) -> None:
         assert [row["id"] for row in loaded.get_data(ids)] == [4, 2]
     with pytest.raises(InvalidDataError, match="list of ids"):
         loaded.get_data("4")
+
+
+def test_vectors_or_images_alone_need_generated_ids(atlas_home: Path) -> None:
+    vectors = AtlasDataset("acme/only-vectors")
+    vectors.add_data(embeddings=np.eye(3, 5))
+    assert vectors.modality == "embedding" and vectors.total_datums == 3
+    assert vectors.get_data(["2"]) == [{"id_": "2"}]
+    pictures = AtlasDataset("acme/only-pictures")
+    pictures.add_data(blobs=[png_bytes((1, 1, 1)), png_bytes((2, 2, 2))])
+    assert pictures.modality == "image" and pictures.total_datums == 2
+    keyed = AtlasDataset("acme/keyed-vectors", unique_id_field="id")
+    with pytest.raises(InvalidDataError, match="data is required.*'id'"):
+        keyed.add_data(embeddings=np.eye(3, 5))
