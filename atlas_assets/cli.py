@@ -1,6 +1,8 @@
 """The `atlas` command line.
 
-Errors a user can cause print one line with the fix and exit non-zero; `--verbose` shows the trace.
+Errors a user can cause print one line with the fix and exit 2; `--verbose` shows the trace.
+Commands live in small modules: `atlas_assets.commands.data` (ingest, status, delete),
+`.maps` (index, update, search, export), `.ops` (ui, demo), `atlas_assets.web.commands` (serve, token).
 """
 
 from __future__ import annotations
@@ -48,9 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing = models_commands.add_parser("list", help="show the known models and whether they are installed")
     listing.set_defaults(handler=_models_list)
 
+    from atlas_assets.commands.data import add_data_commands
+    from atlas_assets.commands.maps import add_map_commands
+    from atlas_assets.commands.ops import add_ops_commands
     from atlas_assets.web.commands import add_web_commands
 
+    add_data_commands(commands)
+    add_map_commands(commands)
     add_web_commands(commands)
+    add_ops_commands(commands)
     return parser
 
 
@@ -58,13 +66,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    if not args.verbose:
+        # Dagster logs every step event at INFO; the CLI's own progress lines are enough.
+        for noisy in ("dagster", "alembic", "numba", "httpx"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     handler: Handler = args.handler
     try:
         return handler(args)
     except AtlasError as error:
         if args.verbose:
             traceback.print_exc()
-        print(f"atlas: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())
+        print(f"atlas: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("atlas: interrupted", file=sys.stderr)

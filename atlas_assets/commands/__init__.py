@@ -1,0 +1,1 @@
+"""Subcommands of the `atlas` CLI, one small module per area (data, maps, operations)."""
