@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from atlas_assets.compute import duplicates as duplicates_compute
-from atlas_assets.compute import knn, layout, topics as topics_compute
+from atlas_assets.compute import knn, layout, quality, topics as topics_compute
 from atlas_assets.compute.arrays import arrow_to_matrix, matrix_to_arrow
 from atlas_assets.compute.graph import NeighbourGraph
 from atlas_assets.errors import InvalidDataError
@@ -28,6 +28,8 @@ from resources.store import DatasetStore
 
 ROW_ID = "_row_id"
 MIN_GRAPH_K = 15
+# Rows sampled for the cheap quality figures shown in the Dagster UI.
+QUALITY_SAMPLE = 500
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +168,26 @@ def build_neighbour_graph(
         "dimensions": int(vectors.shape[1]),
         "mean_neighbour_distance": float(finite.mean()) if finite.size else 0.0,
         "seconds": timer.seconds,
+        f"recall_at_{k}_sample": round(quality.graph_recall(graph, vectors, sample=QUALITY_SAMPLE), 4),
     }
     return StageOutput(table, side), metadata
+
+
+def map_preservation(graph: NeighbourGraph, xy: np.ndarray, k: int = 15, seed: int = 0) -> float:
+    """NP@k with the graph standing in for the exact neighbours: share of each sampled row's
+    graph neighbours that are also among its k nearest points on the map."""
+    from scipy.spatial import cKDTree
+
+    k = min(k, graph.k, len(xy) - 1)
+    if k < 1:
+        return 1.0
+    rows = np.random.default_rng(seed).choice(len(xy), size=min(QUALITY_SAMPLE, len(xy)), replace=False)
+    _, on_map = cKDTree(xy).query(xy[rows], k=k + 1)
+    shares = [
+        np.intersect1d(graph.neighbour_indices[row, :k], found[found != row][:k]).size / k
+        for row, found in zip(rows, on_map)
+    ]
+    return float(np.mean(shares))
 
 
 # --- projection --------------------------------------------------------------------------------
@@ -189,6 +209,8 @@ def build_projection(
         if kept.any():
             xy = layout.update_layout(graph, initial, params)
             mode = "stable update"
+            extent = float(np.ptp(initial[kept], axis=0).max()) or 1.0
+            moved = float(np.linalg.norm(xy[kept] - initial[kept], axis=1).mean()) / extent
     if mode == "full":
         xy = layout.compute_layout(graph, params, progress=True)
     table = pa.table(
@@ -197,12 +219,15 @@ def build_projection(
     metadata = {
         "rows": len(row_ids),
         "mode": mode,
+        "np_at_15_sample": round(map_preservation(graph, xy), 4),
         "n_neighbors": int(params.n_neighbors),
         "n_epochs": int(params.n_epochs),
         "min_dist": float(params.min_dist),
         "spread": float(params.spread),
         "seconds": timer.seconds,
     }
+    if mode == "stable update":
+        metadata["old_points_mean_shift_of_extent"] = round(moved, 5)
     return StageOutput(table, {"mode": mode, "params": {k: _plain(v) for k, v in asdict(params).items()}}), metadata
 
 

@@ -85,3 +85,27 @@ def test_one_batch_materialises_with_a_passing_check(indexed_record):
         embedded = with_resources.load_asset_value(names.stage("text_map", "embeddings"), partition_key=batch_id, instance=instance)
         vectors = np.stack(embedded.table["embedding"].to_numpy(zero_copy_only=False))
         assert vectors.shape == (80, 384) and np.isfinite(vectors).all()
+
+
+def test_materialisations_carry_what_a_person_reads_in_the_ui(news_map):
+    from resources.instance import get_instance
+
+    instance = get_instance()
+    names = DatasetNames("tests", "ag-news")
+
+    def metadata(stage):
+        event = instance.get_latest_materialization_event(names.stage("news", stage))
+        return event.asset_materialization.metadata
+
+    graph = metadata("neighbour_graph")
+    assert graph["dagster/row_count"].value == 601
+    recall_key = next(key for key in graph if key.startswith("recall_at_"))
+    assert graph[recall_key].value >= 0.95
+    projection = metadata("projection")
+    assert projection["map"].value.startswith("![map thumbnail](data:image/png;base64,")
+    assert projection["map_link"].value == news_map.map_link
+    assert projection["np_at_15_sample"].value > 0.2
+    topics = metadata("topics")
+    assert topics["depths"].value >= 2 and "**" in topics["depth_1_topics"].value
+    duplicates = metadata("duplicates")
+    assert duplicates["deletion_candidates"].value >= 1
