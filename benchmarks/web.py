@@ -45,6 +45,15 @@ CHROMIUM_ARGS = [
 WORDS = "market oil team season vote court storm chip launch bank film match deal rate cloud".split()
 
 
+def wait_for(page: Any, expression: str, timeout: float) -> None:
+    """Poll a JavaScript expression until truthy (the page's CSP forbids wait_for_function's eval)."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(expression)
+        page.wait_for_timeout(20)
+
+
 def synthetic_tables(n: int, seed: int = 0) -> MapTables:
     """A synthetic map of n points with topics at two depths, duplicates and three fields."""
     rng = np.random.default_rng(seed)
@@ -112,7 +121,7 @@ def measure_browser(browser: Any, server: BackgroundServer, key: str, repeats: i
         context = browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=1)
         page = context.new_page()
         page.goto(server.url + map_path(key))
-        page.wait_for_function("window.atlasViewer && (window.atlasViewer.ready || window.atlasViewer.error)",
+        wait_for(page, "window.atlasViewer && (window.atlasViewer.ready || window.atlasViewer.error)",
                                timeout=600_000)
         error = page.evaluate("window.atlasViewer.error")
         if error:
@@ -141,7 +150,7 @@ def measure_browser(browser: Any, server: BackgroundServer, key: str, repeats: i
             page.fill("#search-input", "oil")
             page.select_option("#search-mode", "text")
             page.press("#search-input", "Enter")
-            page.wait_for_function("(window.atlasViewer.searchDone || 0) >= 1", timeout=600_000)
+            wait_for(page, "(window.atlasViewer.searchDone || 0) >= 1", timeout=600_000)
             extra["text_search_ms"] = (time.perf_counter() - t0) * 1000
             extra["text_search_matches"] = page.evaluate("window.atlasViewer.searchRows.length")
             page.click("#search-clear")
@@ -152,7 +161,7 @@ def measure_browser(browser: Any, server: BackgroundServer, key: str, repeats: i
             page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 5, steps=3)
             t0 = time.perf_counter()
             page.mouse.up()
-            page.wait_for_function("window.atlasViewer.selection.length > 0", timeout=600_000)
+            wait_for(page, "window.atlasViewer.selection.length > 0", timeout=600_000)
             extra["box_select_ms"] = (time.perf_counter() - t0) * 1000
             extra["box_selected"] = page.evaluate("window.atlasViewer.selection.length")
             extra["box_select_in_page_ms"] = page.evaluate("window.atlasViewer.timings.lastSelectionMs")

@@ -55,6 +55,12 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEFAULT_PORT = 8765  # the port of atlas_assets.config.DEFAULT_MAP_SERVER (map_link)
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+# the viewer loads only its own files: no inline script, nothing from elsewhere (a datum's text is
+# always inserted as text, and this keeps it harmless even if that ever changed)
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 FLAG_DUPLICATE = 1
 FLAG_DELETION_CANDIDATE = 2
 NOT_AVAILABLE = (
@@ -247,7 +253,8 @@ def create_app(
                 headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"},
             )
         title = html.escape(source.title)
-        return HTMLResponse(index_html.replace("{{TITLE}}", title), headers=cache_headers(source))
+        headers = {**cache_headers(source), "Content-Security-Policy": PAGE_POLICY, "Referrer-Policy": "no-referrer"}
+        return HTMLResponse(index_html.replace("{{TITLE}}", title), headers=headers)
 
     def meta(request: Request) -> JSONResponse:
         source = authorised_source(request)

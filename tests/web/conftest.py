@@ -9,6 +9,7 @@ exactly as with a pipeline-built map.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +150,21 @@ def map_server(table_map: TableMaps) -> Iterator[BackgroundServer]:
     server.stop()
 
 
+def wait_for(page, expression: str, timeout: float = 30_000) -> None:
+    """Wait until a JavaScript expression is truthy in the page.
+
+    Polls with `page.evaluate` (DevTools evaluation) rather than `page.wait_for_function`, whose
+    in-page `eval` the viewer's Content-Security-Policy rightly forbids.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        if page.evaluate(expression):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout / 1000:.0f} s: {expression}")
+        page.wait_for_timeout(50)
+
+
 @pytest.fixture(scope="session")
 def chromium():
     """A real headless Chromium (Debian's package) driven by Playwright."""
@@ -169,6 +185,7 @@ def page(chromium):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.console_errors = errors  # type: ignore[attr-defined]
     yield page
     context.close()

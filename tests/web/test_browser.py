@@ -17,7 +17,7 @@ from PIL import Image
 
 from atlas_assets.web.app import map_path
 from resources.tags import TagStore
-from tests.web.conftest import PRIVATE_TOKEN, TableMaps
+from tests.web.conftest import PRIVATE_TOKEN, TableMaps, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +27,7 @@ SHOTS = Path(os.environ.get("ATLAS_WEB_SCREENSHOTS", "")) if os.environ.get("ATL
 
 def open_map(page, server, key: str = "local/news/main", query: str = "") -> None:
     page.goto(server.url + map_path(key) + query)
-    page.wait_for_function("window.atlasViewer && (window.atlasViewer.ready || window.atlasViewer.error)",
+    wait_for(page, "window.atlasViewer && (window.atlasViewer.ready || window.atlasViewer.error)",
                            timeout=90_000)
     assert page.evaluate("window.atlasViewer.error") is None
     page.wait_for_timeout(300)  # let the fit animation and the first frames settle
@@ -138,7 +138,7 @@ def test_a_text_search_highlights_the_matching_points(page, map_server, table_ma
     page.keyboard.type("Olympic")
     page.select_option("#search-mode", "text")
     page.keyboard.press("Enter")
-    page.wait_for_function("(window.atlasViewer.searchDone || 0) >= 1", timeout=30_000)
+    wait_for(page, "(window.atlasViewer.searchDone || 0) >= 1", timeout=30_000)
     expected = np.flatnonzero(table_map.frame["text"].str.contains("olympic", case=False).to_numpy())
     assert page.evaluate("Array.from(window.atlasViewer.searchRows)") == expected.tolist()
     assert f"{len(expected)} matches" in page.locator("#status").inner_text()
@@ -161,7 +161,7 @@ def test_a_meaning_search_highlights_points_about_the_query(page, map_server, ta
     open_map(page, map_server)
     page.fill("#search-input", "crude oil prices")
     page.click("#search-button")
-    page.wait_for_function("(window.atlasViewer.searchDone || 0) >= 1", timeout=30_000)
+    wait_for(page, "(window.atlasViewer.searchDone || 0) >= 1", timeout=30_000)
     rows = page.evaluate("Array.from(window.atlasViewer.searchRows)")
     assert len(rows) == 50
     assert table_map.frame["text"].iloc[rows[:10]].str.contains("oil|crude", case=False).mean() >= 0.8
@@ -190,11 +190,29 @@ def test_a_box_selection_saved_as_a_tag_is_visible_from_python(page, map_server,
     assert f"{len(selected):,} point" in page.locator("#selection-count").inner_text()
     page.fill("#tag-name", "lassoed in the browser")
     page.click("#tag-save")
-    page.wait_for_function("window.atlasViewer.lastTagSaved", timeout=10_000)
+    wait_for(page, "window.atlasViewer.lastTagSaved", timeout=10_000)
     tagged = TagStore(table_map.index_dir).get_datums_in_tag("lassoed in the browser")
     assert sorted(tagged) == sorted(table_map.frame["id"].iloc[selected].astype(str))
     page.locator("#tag-list li", has_text="lassoed in the browser").wait_for(timeout=10_000)
     map_image(page, "07-tagged")
+    # the same selection taken out again empties the tag, in Python too
+    page.evaluate("window.atlasViewer.lastTagSaved = null")
+    page.click("#tag-remove")
+    wait_for(page, "window.atlasViewer.lastTagSaved", timeout=10_000)
+    assert TagStore(table_map.index_dir).get_datums_in_tag("lassoed in the browser") == []
+
+
+def test_clicking_a_legend_entry_highlights_that_topic(page, map_server, table_map: TableMaps) -> None:
+    open_map(page, map_server)
+    entry = page.locator("#legend .legend-entry").nth(1)
+    entry.click()
+    assert entry.get_attribute("aria-pressed") == "true"
+    codes = table_map.public.points().topic_codes[0]
+    expected = int((codes == 1).sum())
+    assert f"{expected:,} points" in page.locator("#status").inner_text()
+    map_image(page, "11-legend-highlight")
+    entry.click()
+    assert entry.get_attribute("aria-pressed") == "false"
 
 
 def test_a_lasso_selection_follows_the_drawn_outline(page, map_server) -> None:
@@ -229,13 +247,13 @@ def test_colouring_by_a_field_changes_the_legend_and_the_colours(page, map_serve
     open_map(page, map_server)
     before = map_image(page, "09-topics")
     page.select_option("#color-by", "label_name")
-    page.wait_for_function("document.querySelectorAll('#legend li').length === 4", timeout=10_000)
+    wait_for(page, "document.querySelectorAll('#legend li').length === 4", timeout=10_000)
     assert set(page.locator("#legend .name").all_inner_texts()) == {"World", "Sports", "Business", "Sci/Tech"}
     page.wait_for_timeout(200)
     after = map_image(page, "10-by-label")
     assert np.abs(after - before).sum() > 0
     page.select_option("#color-by", "label")
-    page.wait_for_function("document.querySelector('#legend .ramp') !== null", timeout=10_000)
+    wait_for(page, "document.querySelector('#legend .ramp') !== null", timeout=10_000)
 
 
 def test_a_private_map_refuses_the_browser_without_its_token(page, map_server) -> None:

@@ -17,6 +17,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
+from tests.web.conftest import wait_for
 from atlas_assets.web.app import BackgroundServer, create_app, map_path
 from atlas_assets.web.source import FrameMapSource, MapTables
 
@@ -62,7 +63,7 @@ def test_the_image_route_returns_the_datum_image(digits_server, digits) -> None:
 @pytest.mark.browser
 def test_hovering_an_image_point_shows_its_thumbnail(page, digits_server, digits) -> None:
     page.goto(digits_server.url + map_path("local/digits/main"))
-    page.wait_for_function("window.atlasViewer && window.atlasViewer.ready", timeout=60_000)
+    wait_for(page, "window.atlasViewer && window.atlasViewer.ready", timeout=60_000)
     page.wait_for_timeout(300)
     points = digits[0].points()
     xy = np.stack([points.x, points.y], 1).astype(float)
@@ -73,6 +74,6 @@ def test_hovering_an_image_point_shows_its_thumbnail(page, digits_server, digits
     page.mouse.move(x, y)
     thumbnail = page.locator("#tooltip img")
     thumbnail.wait_for(state="visible", timeout=15_000)
-    page.wait_for_function("document.querySelector('#tooltip img').naturalWidth === 64", timeout=15_000)
+    wait_for(page, "document.querySelector('#tooltip img').naturalWidth === 64", timeout=15_000)
     assert thumbnail.get_attribute("alt") == f"image of datum digit-{row}"
     assert f"digit {load_digits().target[row]}" in page.locator("#tooltip").inner_text()

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
+from tests.web.conftest import wait_for
 from atlas_assets.web.app import LOOPBACK_HOSTS, BackgroundServer, create_app
 from atlas_assets.web.discovery import HomeRegistry
 from atlas_assets.web.source import ProjectionMapSource
@@ -38,7 +39,7 @@ def real_server(news_map) -> Iterator[BackgroundServer]:
 
 def open_real_map(page, server: BackgroundServer, link: str) -> None:
     page.goto(server.url + urlparse(link).path + (f"?{urlparse(link).query}" if urlparse(link).query else ""))
-    page.wait_for_function("window.atlasViewer && (window.atlasViewer.ready || window.atlasViewer.error)",
+    wait_for(page, "window.atlasViewer && (window.atlasViewer.ready || window.atlasViewer.error)",
                            timeout=90_000)
     assert page.evaluate("window.atlasViewer.error") is None
     page.wait_for_timeout(300)
@@ -86,7 +87,7 @@ def test_a_meaning_search_on_a_real_map_highlights_related_news(page, real_serve
     page.fill("#search-input", "stock markets and oil prices")
     page.select_option("#search-mode", "meaning")
     page.press("#search-input", "Enter")
-    page.wait_for_function("(window.atlasViewer.searchDone || 0) >= 1", timeout=120_000)
+    wait_for(page, "(window.atlasViewer.searchDone || 0) >= 1", timeout=120_000)
     rows = page.evaluate("Array.from(window.atlasViewer.searchRows)")
     assert len(rows) == 50
     ids = news_map.embeddings.projected["id"].iloc[rows[:10]]
@@ -109,7 +110,7 @@ def test_a_selection_on_a_real_map_becomes_a_tag_in_map_tags(page, real_server, 
     tag = f"picked-{os.getpid()}-{time.monotonic_ns()}"
     page.fill("#tag-name", tag)
     page.click("#tag-save")
-    page.wait_for_function("window.atlasViewer.lastTagSaved", timeout=15_000)
+    wait_for(page, "window.atlasViewer.lastTagSaved", timeout=15_000)
     expected = sorted(news_map.embeddings.projected["id"].iloc[rows])
     assert tag in news_map.tags.get_tags()
     assert sorted(news_map.tags.get_datums_in_tag(tag)) == expected
@@ -139,6 +140,7 @@ def private_map_home(tmp_path_factory: pytest.TempPathFactory, shared_data: Path
 
 @pytest.mark.browser
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:coroutine 'BaseEventLoop.shutdown_asyncgens' was never awaited")
 def test_a_private_real_map_refuses_without_its_token(private_map_home: Path, page, monkeypatch) -> None:
     monkeypatch.setenv("ATLAS_HOME", str(private_map_home))
     monkeypatch.setenv("DAGSTER_HOME", str(private_map_home / "dagster"))

@@ -73,7 +73,7 @@
   const VERTEX = `
     precision highp float;
     attribute float a_x; attribute float a_y; attribute vec3 a_color; attribute float a_hl;
-    uniform vec2 u_center; uniform vec2 u_scale; uniform float u_size; uniform float u_alpha;
+    uniform vec2 u_center; uniform vec2 u_scale; uniform float u_size; uniform float u_litSize; uniform float u_alpha;
     uniform float u_anyHl; uniform float u_pass;
     varying vec4 v_color;
     void main() {
@@ -82,7 +82,7 @@
       float size = u_size; float alpha = u_alpha;
       if (u_anyHl > 0.5) {
         if (a_hl > 0.5) {
-          size = max(u_size * 2.2, 5.0); alpha = 1.0;
+          size = u_litSize; alpha = 1.0;
           if (mod(a_hl, 2.0) >= 1.0) { c = mix(c, vec3(0.85, 0.1, 0.1), 0.55); }
         } else {
           alpha = u_alpha * 0.25; c = mix(c, vec3(0.75), 0.6);
@@ -119,7 +119,7 @@
     if (!gl.getProgramParameter(program, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(program));
     gl.useProgram(program);
     for (const name of ["a_x", "a_y", "a_color", "a_hl"]) loc[name] = gl.getAttribLocation(program, name);
-    for (const name of ["u_center", "u_scale", "u_size", "u_alpha", "u_anyHl", "u_pass"]) {
+    for (const name of ["u_center", "u_scale", "u_size", "u_litSize", "u_alpha", "u_anyHl", "u_pass"]) {
       loc[name] = gl.getUniformLocation(program, name);
     }
     gl.enable(gl.BLEND);
@@ -279,7 +279,11 @@
     gl.clear(gl.COLOR_BUFFER_BIT);
     gl.uniform2f(loc.u_center, view.cx, view.cy);
     gl.uniform2f(loc.u_scale, (2 * view.scale) / view.width, (2 * view.scale) / view.height);
-    gl.uniform1f(loc.u_size, pointSize());
+    const size = pointSize();
+    gl.uniform1f(loc.u_size, size);
+    // a few highlighted points stand out large; a big highlighted share would only cover the map
+    const lit = litRows.length;
+    gl.uniform1f(loc.u_litSize, lit < 3000 ? Math.max(size * 2.2, 5 * view.dpr) : lit < 50000 ? size * 1.6 : size * 1.25);
     gl.uniform1f(loc.u_alpha, n > 200000 ? 0.55 : n > 20000 ? 0.7 : 0.85);
     gl.uniform1f(loc.u_anyHl, anyHighlight ? 1 : 0);
     gl.uniform1f(loc.u_pass, 0);
@@ -712,7 +716,7 @@
     $("selection-count").textContent = rows.length
       ? fmt(rows.length) + " point" + (rows.length === 1 ? "" : "s") + " selected."
       : "No points selected. Use Box select or Lasso.";
-    $("tag-save").disabled = rows.length === 0;
+    $("tag-save").disabled = $("tag-remove").disabled = rows.length === 0;
     setStatus(rows.length ? fmt(rows.length) + " points selected" : "Selection cleared");
   }
   viewer.select = (rows) => select(Uint32Array.from(rows));
@@ -780,27 +784,29 @@
       list.appendChild(li);
     }
   }
-  $("tag-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
+  async function changeTag(action) {
     const name = $("tag-name").value.trim();
-    if (!name || !viewer.selection.length) return;
-    $("tag-save").disabled = true;
+    if (!name || !viewer.selection.length) { $("tag-name").focus(); return; }
+    $("tag-save").disabled = $("tag-remove").disabled = true;
     try {
-      const response = await api("/tags/" + encodeURIComponent(name), {
+      const response = await api("/tags/" + encodeURIComponent(name) + "?action=" + action, {
         method: "POST",
         headers: Object.assign({ "Content-Type": "application/octet-stream" }, authHeaders),
         body: viewer.selection,
       });
       const result = await response.json();
-      setStatus("Tagged " + fmt(result.changed) + " new points as “" + name + "” (" + fmt(result.count) + " in the tag)");
+      setStatus((action === "add" ? "Tagged " + fmt(result.changed) + " new points as “"
+        : "Removed " + fmt(result.changed) + " points from “") + name + "” (" + fmt(result.count) + " in the tag)");
       viewer.lastTagSaved = result;
       await refreshTags();
     } catch (error) {
-      setStatus("Could not save the tag: " + error.message);
+      setStatus("Could not change the tag: " + error.message);
     } finally {
-      $("tag-save").disabled = viewer.selection.length === 0;
+      $("tag-save").disabled = $("tag-remove").disabled = viewer.selection.length === 0;
     }
-  });
+  }
+  $("tag-form").addEventListener("submit", (event) => { event.preventDefault(); changeTag("add"); });
+  $("tag-remove").addEventListener("click", () => changeTag("remove"));
 
   // ---- controls and keyboard ------------------------------------------------------------------------------
   $("search-form").addEventListener("submit", (event) => {
