@@ -85,10 +85,27 @@ def _is_polars(data: Any) -> bool:
     return type(data).__module__.startswith("polars") and hasattr(data, "to_arrow")
 
 
+_SAMPLE_ROWS = 1000
+
+
 def _pandas_schema(frame: Any) -> pa.Schema | None:
-    """The Arrow schema of a whole DataFrame (cheap), so every chunk converts to the same types."""
+    """One Arrow schema for every chunk of a DataFrame, without converting the whole frame.
+
+    Typed columns get their type from the dtype (read off the first rows); object columns from
+    their first non-null values, so a column that is null in the first chunk still gets its type.
+    (`pa.Schema.from_pandas(frame)` would convert every object column in full: the whole upload.)
+    """
     try:
-        return pa.Schema.from_pandas(frame, preserve_index=False)
+        head = pa.Schema.from_pandas(frame.iloc[:_SAMPLE_ROWS], preserve_index=False)
+        fields = []
+        for field, name in zip(head, frame.columns, strict=True):
+            column = frame[name]
+            if column.dtype == object:
+                values = column.dropna()
+                if len(values):
+                    field = field.with_type(pa.array(values.iloc[:_SAMPLE_ROWS], from_pandas=True).type)
+            fields.append(field)
+        return pa.schema(fields)
     except Exception:  # noqa: BLE001 - the chunk conversion then names the offending column
         return None
 
