@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from atlas_assets.compute.arrays import arrow_to_matrix
+from atlas_assets.compute.arrays import arrow_to_matrix, positions_of
 from atlas_assets.config import map_link
 from atlas_assets.errors import IndexNotReadyError, InvalidOptionError, UnknownIdsError
 from atlas_assets.pipeline.spec import IndexSpec
@@ -122,9 +122,7 @@ class AtlasProjection:
         folder = stage_path(outputs_base(), self._spec.output_dir, "embeddings", "x").parent
         tables = [read_table(folder / f"{batch.batch_id}.parquet") for batch in self.dataset._record().batches]
         table = pa.concat_tables(tables)
-        stored = table[ROW_ID].to_numpy()
-        order = np.argsort(stored)
-        positions = order[np.searchsorted(stored[order], row_ids)]
+        positions = positions_of(table[ROW_ID].to_numpy(), row_ids)
         return row_ids, arrow_to_matrix(table["embedding"])[positions]
 
 

@@ -21,3 +21,15 @@ def arrow_to_matrix(column: pa.Array | pa.ChunkedArray, dtype: type = np.float32
     width = column.type.list_size
     flat = column.flatten().to_numpy(zero_copy_only=False)
     return np.asarray(flat, dtype=dtype).reshape(len(column), width)
+
+
+def positions_of(stored_ids: np.ndarray, wanted_ids: np.ndarray) -> np.ndarray:
+    """For each wanted id, its position in `stored_ids`, or -1 where it is absent (ids unique)."""
+    wanted_ids = np.asarray(wanted_ids)
+    if len(stored_ids) == 0:
+        return np.full(len(wanted_ids), -1, dtype=np.int64)
+    order = np.argsort(stored_ids, kind="stable")
+    sorted_ids = np.asarray(stored_ids)[order]
+    positions = np.minimum(np.searchsorted(sorted_ids, wanted_ids), len(sorted_ids) - 1)
+    found = sorted_ids[positions] == wanted_ids
+    return np.where(found, order[positions], -1).astype(np.int64)

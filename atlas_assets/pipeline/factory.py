@@ -12,7 +12,7 @@ import dagster as dg
 import numpy as np
 
 from atlas_assets.config import map_link
-from atlas_assets.compute.arrays import arrow_to_matrix
+from atlas_assets.compute.arrays import arrow_to_matrix, positions_of
 from atlas_assets.pipeline import stages
 from atlas_assets.pipeline.naming import DatasetNames
 from atlas_assets.pipeline.pictures import map_thumbnail, png_markdown
@@ -223,7 +223,7 @@ def _projection_asset(spec, key, common) -> dg.AssetsDefinition:
 
 
 def _depth_one_codes(topics: StageOutput, row_ids: np.ndarray) -> np.ndarray:
-    positions = stages.previous_positions(topics.table["_row_id"].to_numpy(), row_ids)
+    positions = positions_of(topics.table["_row_id"].to_numpy(), row_ids)
     topic_ids = topics.table["topic_id_depth_1"].to_numpy()
     return np.where(positions >= 0, topic_ids[np.maximum(positions, 0)], -1)
 

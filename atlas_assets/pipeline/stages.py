@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from atlas_assets.compute import duplicates as duplicates_compute
 from atlas_assets.compute import knn, layout, quality, topics as topics_compute
-from atlas_assets.compute.arrays import arrow_to_matrix, matrix_to_arrow
+from atlas_assets.compute.arrays import arrow_to_matrix, matrix_to_arrow, positions_of
 from atlas_assets.compute.graph import NeighbourGraph
 from atlas_assets.errors import InvalidDataError
 from atlas_assets.pipeline.spec import IndexSpec
@@ -83,26 +83,11 @@ def live_vectors(embeddings: Mapping[str, StageOutput], row_ids: np.ndarray) -> 
     if not tables:
         raise InvalidDataError("the dataset has no rows to index; add data with add_data first")
     table = pa.concat_tables(tables)
-    stored_ids = table[ROW_ID].to_numpy()
-    order = np.argsort(stored_ids, kind="stable")
-    positions = np.searchsorted(stored_ids[order], row_ids)
-    positions = np.minimum(positions, len(order) - 1)
-    found = stored_ids[order][positions] == row_ids
-    if not found.all():
-        missing = row_ids[~found][:5].tolist()
+    positions = positions_of(table[ROW_ID].to_numpy(), row_ids)
+    if (positions < 0).any():
+        missing = row_ids[positions < 0][:5].tolist()
         raise InvalidDataError(f"rows {missing} have no embedding yet; run update_indices to embed new batches")
-    matrix = arrow_to_matrix(table["embedding"])
-    return matrix[order[positions]]
-
-
-def previous_positions(previous_ids: np.ndarray, row_ids: np.ndarray) -> np.ndarray:
-    """For each current row, its position in the previous output, or -1 when it is new."""
-    order = np.argsort(previous_ids, kind="stable")
-    sorted_ids = previous_ids[order]
-    positions = np.searchsorted(sorted_ids, row_ids)
-    clipped = np.minimum(positions, max(len(sorted_ids) - 1, 0))
-    found = (len(sorted_ids) > 0) & (sorted_ids[clipped] == row_ids) if len(sorted_ids) else np.zeros(len(row_ids), bool)
-    return np.where(found, order[clipped], -1).astype(np.int64)
+    return arrow_to_matrix(table["embedding"])[positions]
 
 
 def graph_from_output(output: StageOutput) -> tuple[np.ndarray, NeighbourGraph]:
@@ -116,7 +101,7 @@ def graph_from_output(output: StageOutput) -> tuple[np.ndarray, NeighbourGraph]:
 
 
 def xy_from_output(output: StageOutput, row_ids: np.ndarray) -> np.ndarray:
-    positions = previous_positions(output.table[ROW_ID].to_numpy(), row_ids)
+    positions = positions_of(output.table[ROW_ID].to_numpy(), row_ids)
     if (positions < 0).any():
         raise InvalidDataError("the projection does not cover every row; materialise projection again")
     xy = np.column_stack([output.table["x"].to_numpy(), output.table["y"].to_numpy()])
@@ -146,7 +131,7 @@ def build_neighbour_graph(
     graph = None
     if previous is not None and previous.side_data.get("k") == k and previous.side_data.get("metric") == metric:
         previous_ids, previous_graph = graph_from_output(previous)
-        mapping = previous_positions(previous_ids, row_ids)
+        mapping = positions_of(previous_ids, row_ids)
         graph = knn.extend_graph(vectors, previous_graph, mapping)
         mode = "incremental"
     if graph is None:
@@ -201,7 +186,7 @@ def build_projection(
     params = layout.resolve_layout_params(spec.projection_options, len(row_ids))
     mode = "full"
     if previous is not None and not rebuild:
-        positions = previous_positions(previous.table[ROW_ID].to_numpy(), row_ids)
+        positions = positions_of(previous.table[ROW_ID].to_numpy(), row_ids)
         old_xy = np.column_stack([previous.table["x"].to_numpy(), previous.table["y"].to_numpy()])
         initial = np.full((len(row_ids), 2), np.nan, dtype=np.float32)
         kept = positions >= 0
@@ -245,7 +230,7 @@ def label_texts(store: DatasetStore, spec: IndexSpec, row_ids: np.ndarray) -> li
     if field is None:
         return None
     rows = store.read_rows(spec.organisation, spec.slug, columns=[ROW_ID, field])
-    positions = previous_positions(rows[ROW_ID].to_numpy(), row_ids)
+    positions = positions_of(rows[ROW_ID].to_numpy(), row_ids)
     texts = pc.fill_null(pc.cast(rows[field], pa.string()), "").to_pylist()
     return [texts[position] if position >= 0 else "" for position in positions]
 
@@ -275,7 +260,7 @@ def build_topics(
     mode = "full"
     if previous is not None and not rebuild:
         previous_ids, previous_model = topic_model_from_output(previous)
-        mapping = previous_positions(previous_ids, row_ids)
+        mapping = positions_of(previous_ids, row_ids)
         model = topics_compute.assign_new_rows(previous_model, mapping, graph, xy, texts)
         mode = "new rows joined existing topics"
     else:

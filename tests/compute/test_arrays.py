@@ -19,3 +19,11 @@ def test_integer_matrices_keep_their_values():
 def test_a_vector_is_not_a_matrix():
     with pytest.raises(ValueError, match="2-D"):
         matrix_to_arrow(np.zeros(3))
+
+
+def test_positions_of_finds_each_id_and_marks_the_absent():
+    from atlas_assets.compute.arrays import positions_of
+
+    stored = np.array([30, 10, 20])
+    np.testing.assert_array_equal(positions_of(stored, np.array([10, 20, 99, 30])), [1, 2, -1, 0])
+    np.testing.assert_array_equal(positions_of(np.array([], dtype=np.int64), np.array([1])), [-1])
