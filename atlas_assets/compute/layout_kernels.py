@@ -21,10 +21,11 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 @numba.njit(parallel=True, cache=True)
 def local_scales(
-    distances: np.ndarray, valid: np.ndarray, local_connectivity: float, bandwidth: float
+    distances: np.ndarray, valid: np.ndarray, local_connectivity: float, target: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row: rho (distance to the local_connectivity-th neighbour) and sigma such that
-    sum_j exp(-(d_j - rho) / sigma) = log2(k) * bandwidth (umap-learn's smooth_knn_dist)."""
+    sum_j exp(-(d_j - rho) / sigma) = target over the row's valid neighbours (umap-learn's
+    smooth_knn_dist)."""
     n, k = distances.shape
     rhos = np.zeros(n, dtype=np.float32)
     sigmas = np.zeros(n, dtype=np.float32)
@@ -36,7 +37,6 @@ def local_scales(
                 mean_all += distances[i, j]
                 count_all += 1
     mean_all = mean_all / max(count_all, 1)
-    target = np.log2(k) * bandwidth
     for i in numba.prange(n):
         lo = 0.0
         hi = np.inf
@@ -109,11 +109,11 @@ def _mix(value: np.uint64) -> np.uint64:
 
 
 @numba.njit(inline="always")
-def _clip(value: float) -> float:
-    if value > 4.0:
-        return 4.0
-    if value < -4.0:
-        return -4.0
+def _clip(value: np.float32) -> np.float32:
+    if value > np.float32(4.0):
+        return np.float32(4.0)
+    if value < np.float32(-4.0):
+        return np.float32(-4.0)
     return value
 
 
@@ -145,6 +145,16 @@ def sgd_epoch(
     n = source.shape[0]
     use_mask = movable.shape[0] == n
     epoch_key = _mix(np.uint64(seed) * _GOLDEN + np.uint64(epoch + 1))
+    # float32 arithmetic throughout (expf/logf): positions are float32 anyway
+    a32 = np.float32(a)
+    b32 = np.float32(b)
+    attract = np.float32(-2.0 * a * b)
+    repel = np.float32(2.0 * gamma * b)
+    step_attract = np.float32(alpha * attraction_scale)
+    step_repel = np.float32(alpha)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    eps = np.float32(0.001)
     for i in numba.prange(n):
         x = source[i, 0]
         y = source[i, 1]
@@ -160,11 +170,11 @@ def sgd_epoch(
             dx = x - source[j, 0]
             dy = y - source[j, 1]
             d2 = dx * dx + dy * dy
-            if d2 > 0.0:
-                d2b = np.exp(b * np.log(d2))  # d2 ** b; d2 ** (b - 1) = d2b / d2
-                coeff = -2.0 * a * b * (d2b / d2) / (a * d2b + 1.0)
-                x += _clip(coeff * dx) * alpha * attraction_scale
-                y += _clip(coeff * dy) * alpha * attraction_scale
+            if d2 > zero:
+                d2b = np.exp(b32 * np.log(d2))  # d2 ** b; d2 ** (b - 1) = d2b / d2
+                coeff = attract * (d2b / d2) / (a32 * d2b + one)
+                x += _clip(coeff * dx) * step_attract
+                y += _clip(coeff * dy) * step_attract
             next_sample[e] += epochs_per_sample[e]
             n_negative = int((epoch - next_negative[e]) / epochs_per_negative[e])
             for _ in range(n_negative):
@@ -176,10 +186,10 @@ def sgd_epoch(
                 dx = x - source[other, 0]
                 dy = y - source[other, 1]
                 d2 = dx * dx + dy * dy
-                if d2 > 0.0:
-                    coeff = 2.0 * gamma * b / ((0.001 + d2) * (a * np.exp(b * np.log(d2)) + 1.0))
-                    x += _clip(coeff * dx) * alpha
-                    y += _clip(coeff * dy) * alpha
+                if d2 > zero:
+                    coeff = repel / ((eps + d2) * (a32 * np.exp(b32 * np.log(d2)) + one))
+                    x += _clip(coeff * dx) * step_repel
+                    y += _clip(coeff * dy) * step_repel
             next_negative[e] += n_negative * epochs_per_negative[e]
         target[i, 0] = x
         target[i, 1] = y
