@@ -6,7 +6,7 @@ DataFrame built (before add_data), the peak RSS during add_data, their differenc
 itself costs; peak RSS is reset just before add_data), Arrow's pool (pandas 3 keeps strings in Arrow,
 so the input itself is in the pool) before and at its peak, and rows/s.
 
-    .venv/bin/python -m benchmarks.add_data            # 100k and 1M rows
+    .venv/bin/python -m benchmarks.add_data            # 100k and 1M rows, Arrow and object strings
     .venv/bin/python -m benchmarks.add_data 200000     # chosen sizes
 """
 
@@ -38,7 +38,7 @@ def _reset_peak_rss() -> None:
         handle.write("5")
 
 
-def _one_case(rows: int) -> dict:
+def _one_case(rows: int, kind: str = "arrow") -> dict:
     """Runs inside the child process."""
     import numpy as np
     import pandas as pd
@@ -57,6 +57,8 @@ def _one_case(rows: int) -> dict:
             "label": news["label"].to_numpy()[index % len(news)],
         }
     )
+    if kind == "object":  # Python str objects, as pandas < 3 (or dtype=object) holds them
+        frame = frame.astype({"id": object, "text": object})
     input_mib = frame.memory_usage(deep=True).sum() / 2**20
     dataset = AtlasDataset("bench/add-data", unique_id_field="id")
     rss_before = _status_mib("VmRSS")
@@ -91,6 +93,7 @@ def _one_case(rows: int) -> dict:
     assert len(some) == 100
     return {
         "rows": rows,
+        "input": f"pandas, {kind} strings",
         "seconds": round(seconds, 2),
         "rows_per_s": round(rows / seconds),
         "input_frame_mib": round(input_mib, 1),
@@ -105,10 +108,10 @@ def _one_case(rows: int) -> dict:
     }
 
 
-def run_case(rows: int) -> dict:
+def run_case(rows: int, kind: str) -> dict:
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "ATLAS_HOME": home}
-        code = f"import json, benchmarks.add_data as b; print(json.dumps(b._one_case({rows})))"
+        code = f"import json, benchmarks.add_data as b; print(json.dumps(b._one_case({rows}, {kind!r})))"
         output = subprocess.run(
             [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
         ).stdout
@@ -117,7 +120,7 @@ def run_case(rows: int) -> dict:
 
 def main(argv: list[str]) -> None:
     sizes = [int(arg) for arg in argv] or [100_000, 1_000_000]
-    results = [run_case(rows) for rows in sizes]
+    results = [run_case(rows, kind) for rows in sizes for kind in ("arrow", "object")]
     columns = list(results[0])
     print(" | ".join(columns))
     for result in results:
