@@ -300,9 +300,14 @@ def atlas_type(name: str, data_type: pa.DataType, is_id: bool = False) -> pa.Dat
             return pa.string()
         if kind == "integer":
             return pa.int64()  # ids keep full width: a silently overflowing id would merge rows
+        hint = (
+            " (pandas turns an integer column with missing values into floats: every datum needs an id)"
+            if kind == "float"
+            else ""
+        )
         raise InvalidDataError(
             f"unique id field {name!r} has type {data_type}; ids must be strings (at most "
-            f"{MAX_ID_LENGTH} characters) or integers. Convert it, e.g. df[{name!r}].astype(str)"
+            f"{MAX_ID_LENGTH} characters) or integers. Convert it, e.g. df[{name!r}].astype(str){hint}"
         )
     if kind in ("string", "null"):
         return DICTIONARY if pa.types.is_dictionary(data_type) else pa.string()
