@@ -588,6 +588,7 @@
     add("duplicates", datum.duplicate_class);
     for (const [k, v] of Object.entries(datum.fields || {})) add(k, v);
     box.appendChild(dl);
+    box.scrollIntoView({ block: "nearest" });
   }
 
   // ---- pointer interaction ----------------------------------------------------------------------------
@@ -725,6 +726,7 @@
   async function runSearch(query, mode) {
     if (!query.trim()) { clearSearch(); return; }
     setStatus("Searching…");
+    const t0 = performance.now();
     let result;
     try {
       const response = await api("/search?q=" + encodeURIComponent(query) + "&mode=" + mode + "&k=" + (mode === "meaning" ? 50 : 200000));
@@ -733,8 +735,10 @@
       setStatus("Search failed: " + error.message);
       return;
     }
+    viewer.timings.lastSearchResponseMs = performance.now() - t0;
     viewer.searchRows = Uint32Array.from(result.rows);
     setHighlightBit(HL_SEARCH, viewer.searchRows);
+    viewer.timings.lastSearchMs = performance.now() - t0;
     setStatus(fmt(result.count) + (result.count === 1 ? " match" : " matches") + " for “" + query + "” (" + mode + ")");
     const list = $("results");
     list.textContent = "";
