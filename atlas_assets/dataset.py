@@ -274,9 +274,11 @@ class AtlasDataset(IndexMethods):
         return True
 
     def delete(self) -> None:
-        """Remove the dataset and everything stored for it (waits for an indexing run to finish)."""
-        self._record()
+        """Remove the dataset and everything stored for it (waits for an indexing run to finish),
+        including its Dagster partitions and index outputs kept outside the store."""
+        record = self._record()
         self._store.delete_dataset(self._organisation, self._slug)
+        self._forget_outputs(record)
 
     # ============================================================================== index half
     # create_index, update_indices, update_maps, get_map, indices, maps: added by the pipeline work

@@ -116,6 +116,23 @@ class IndexMethods:
             if record.indices:
                 materialize_indices(record, store=self._store, rebuild_topic_models=rebuild_topic_models)
 
+    def _forget_outputs(self, record: DatasetRecord) -> None:
+        """After the store removed the dataset: drop its partitions from the Dagster instance and
+        its index outputs when they live outside the store (ATLAS_OUTPUTS_URI)."""
+        from atlas_assets.pipeline.factory import batches_partitions
+        from resources.index_outputs import index_output_dir, outputs_base
+        from resources.instance import get_instance
+
+        instance = get_instance()
+        partitions = batches_partitions(record).name
+        for key in instance.get_dynamic_partitions(partitions):
+            instance.delete_dynamic_partition(partitions, key)
+        base = outputs_base()
+        for index in record.indices:
+            folder = base.joinpath(*index_output_dir(record.organisation, record.slug, index.id).split("/"))
+            if folder.exists():
+                folder.fs.rm(folder.path, recursive=True)
+
     def update_maps(self, data: Any, embeddings: Any = None, num_workers: int = 10) -> None:
         """add_data, then update_indices (num_workers is accepted for Atlas compatibility)."""
         self.add_data(data, embeddings=embeddings)  # type: ignore[attr-defined]

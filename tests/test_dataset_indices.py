@@ -116,3 +116,18 @@ def test_the_dataset_refuses_writers_while_it_is_indexed(news):
         assert not worker.is_alive() or news.is_accepting_data
     worker.join(timeout=600)
     assert not errors and news.is_accepting_data and len(news.maps) == 1
+
+
+def test_delete_removes_the_dataset_its_outputs_and_its_partitions(news):
+    from atlas_assets.pipeline.factory import batches_partitions
+    from resources.instance import get_instance
+
+    news.create_index(indexed_field="text", topic_model=False, duplicate_detection=False)
+    record = news._record()
+    partitions = batches_partitions(record).name
+    assert get_instance().get_dynamic_partitions(partitions)
+    folder = news._store.dataset_dir("acme", "options")
+    news.delete()
+    assert not folder.exists()
+    assert get_instance().get_dynamic_partitions(partitions) == []
+    assert AtlasDataset("acme/options", unique_id_field="id").total_datums == 0
