@@ -225,6 +225,47 @@ def int8_agreement(count: int) -> dict[str, float]:
     }
 
 
+def render_digit(image: np.ndarray) -> Image.Image:
+    """A scikit-learn 8x8 digit as a photo-sized picture: dark ink on white paper with a margin."""
+    from PIL import Image
+
+    ink = 255 - (image / 16 * 255).astype(np.uint8)
+    digit = Image.fromarray(ink).resize((64, 64), Image.Resampling.BICUBIC)
+    page = Image.new("L", (96, 96), 255)
+    page.paste(digit, (16, 16))
+    return page.convert("RGB").resize((224, 224), Image.Resampling.BICUBIC)
+
+
+def neighbour_label_agreement(vectors: np.ndarray, labels: np.ndarray, k: int = 10, metric: str = "cosine") -> float:
+    """Share of each point's k nearest neighbours (itself excluded) that carry its label."""
+    from sklearn.neighbors import NearestNeighbors
+
+    neighbours = NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(vectors).kneighbors(vectors, return_distance=False)
+    return float((labels[neighbours[:, 1:]] == labels[:, None]).mean())
+
+
+def image_figures() -> dict[str, float]:
+    """Digits rendered as images: 10-NN label agreement (embeddings vs raw pixels), images/s."""
+    from sklearn.datasets import load_digits
+
+    from resources.embedder import load_image_embedder
+
+    digits = load_digits()
+    images = [render_digit(image) for image in digits.images]
+    figures: dict[str, float] = {}
+    pixels = digits.images.reshape(len(images), -1)
+    figures["pixels_euclidean_10nn_agreement"] = neighbour_label_agreement(pixels, digits.target, metric="euclidean")
+    figures["pixels_cosine_10nn_agreement"] = neighbour_label_agreement(pixels, digits.target, metric="cosine")
+    for name in ("efficientnet-lite0", "efficientnet-lite0-semantic"):
+        embedder = load_image_embedder(name)
+        embedder.embed_images(images[:16])  # warm-up
+        start = time.perf_counter()
+        vectors = embedder.embed_images(images)
+        figures[f"{name}_images_per_s"] = len(images) / (time.perf_counter() - start)
+        figures[f"{name}_10nn_agreement"] = neighbour_label_agreement(vectors, digits.target)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer texts and one timed pass")
@@ -237,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     from resources.embedder import load_text_embedder
     from resources.model_store import install_model
 
-    count, repeats = (500, 1) if args.quick else (2000, 3)
+    count, repeats = (300, 1) if args.quick else (1000, 3)
     load_before = os.getloadavg()
     print("fidelity against the numpy reference ...", flush=True)
     reference = ReferenceMiniLM(install_model(None))
@@ -252,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
            "reference_published": 0.820}
     print("int8 agreement ...", flush=True)
     agreement = int8_agreement(1000 if not args.quick else 300)
+    print("images (sklearn digits) ...", flush=True)
+    images = image_figures()
     print(f"throughput on {count} AG News texts, median of {repeats}:", flush=True)
     throughput = run_throughput(count, repeats)
 
@@ -266,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         "sts_benchmark_spearman": sts,
         "int8_vs_fp32": agreement,
         "throughput": throughput,
+        "images_digits": images,
         "ratios": {
             "sorted_over_unsorted_fp32": by_key[("fp32", True, 32)]["texts_per_s"] / by_key[("fp32", False, 32)]["texts_per_s"],
             "int8_over_fp32_sorted": by_key[("int8", True, 32)]["texts_per_s"] / by_key[("fp32", True, 32)]["texts_per_s"],
@@ -285,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in throughput:
         label = f"{row['precision']} {'sorted' if row['sorted'] else 'unsorted'} batch {row['batch_size']} texts/s | tokens/s | MB"
         print(f"{label:<46} {row['texts_per_s']:8.1f} | {row['tokens_per_s']:7.0f} | {row['peak_rss_mb']:.0f}")
+    for name, value in images.items():
+        print(f"{'digits ' + name:<46} {value:12.3f}")
     for name, value in report["ratios"].items():
         print(f"{name:<46} {value:12.2f}")
     print(f"wrote {RESULTS}")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.datasets import load_digits, load_sample_images
-from sklearn.neighbors import NearestNeighbors
 
 from atlas_assets.errors import InvalidImageError, ModelError
+from benchmarks.embeddings import neighbour_label_agreement, render_digit
 from resources.embedder import load_image_embedder, load_text_embedder
 from resources.image_model import ImageEmbedder, preprocess, to_rgb
 from resources.image_model_builder import LOGITS_OUTPUT, read_legacy_torch_state_dict
@@ -108,21 +108,6 @@ def test_weights_reader_reads_the_real_state_dict() -> None:
     weights = read_legacy_torch_state_dict(install_model("efficientnet-lite0") / "weights" / "model.pth")
     assert weights["_conv_stem.weight"].shape == (32, 3, 3, 3) and weights["_fc.weight"].shape == (1000, 1280)
     assert len([name for name in weights if name.endswith("_depthwise_conv.weight")]) == 16
-
-
-def render_digit(image: np.ndarray) -> Image.Image:
-    """A scikit-learn 8x8 digit as a photo-sized picture: dark ink on white paper with a margin."""
-    ink = 255 - (image / 16 * 255).astype(np.uint8)
-    digit = Image.fromarray(ink).resize((64, 64), Image.Resampling.BICUBIC)
-    page = Image.new("L", (96, 96), 255)
-    page.paste(digit, (16, 16))
-    return page.convert("RGB").resize((224, 224), Image.Resampling.BICUBIC)
-
-
-def neighbour_label_agreement(vectors: np.ndarray, labels: np.ndarray, k: int = 10, metric: str = "cosine") -> float:
-    """Share of each point's k nearest neighbours (itself excluded) that carry its label."""
-    neighbours = NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(vectors).kneighbors(vectors, return_distance=False)
-    return float((labels[neighbours[:, 1:]] == labels[:, None]).mean())
 
 
 @pytest.mark.slow
