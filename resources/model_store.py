@@ -44,6 +44,7 @@ TOKENIZER_FILE = "tokenizer.json"
 FORMAT_VERSION = 1
 DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
+ATLAS_DEFAULT_NAME = "NomicEmbed"  # the Atlas client's default model name
 DEFAULT_IMAGE_MODEL = "efficientnet-lite0"
 EFFICIENTNET_EMBEDDING_DIMENSION = 1216  # 2x2 grids of 112 + 192 channels (see image_model_builder)
 
@@ -325,10 +326,11 @@ def available_models(kind: str | None = None) -> list[str]:
 def resolve_model(name: str | None, kind: str | None = None) -> ModelSpec:
     """The spec of a model name, alias (e.g. "NomicEmbed"), or a local folder holding atlas_model.json.
 
-    None gives the default model of `kind` (text when not given). An unknown name is a ModelError that
-    lists what is available.
+    None (or "NomicEmbed", the Atlas client's default name) gives the default model of `kind` (text
+    when not given). An unknown name is a ModelError that lists what is available.
     """
-    if name is None or name == "":
+    if name is None or name == "" or (kind == "image" and name.strip().lower() == ATLAS_DEFAULT_NAME.lower()):
+        # "NomicEmbed" (NomicEmbedOptions' default) means "the default model" of whichever kind is asked for.
         name = DEFAULT_IMAGE_MODEL if kind == "image" else DEFAULT_TEXT_MODEL
     wanted = name.strip().lower()
     for spec in _REGISTRY.values():

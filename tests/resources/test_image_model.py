@@ -34,6 +34,7 @@ def _png(image: Image.Image) -> bytes:
 
 def test_default_image_model_is_efficientnet_lite0(embedder: ImageEmbedder) -> None:
     assert (embedder.model_name, embedder.dimension) == ("efficientnet-lite0", 1216)
+    assert load_image_embedder("NomicEmbed") is embedder  # the Atlas default name means "the default"
     with pytest.raises(ModelError, match="embeds images, not texts"):
         load_text_embedder("efficientnet-lite0")
 
