@@ -72,13 +72,14 @@
   // the vertex shader does almost nothing: that keeps a million points cheap even on a CPU rasteriser.
   const VERTEX = `
     precision highp float;
-    attribute float a_x; attribute float a_y; attribute vec3 a_color; attribute float a_hl;
+    attribute float a_x; attribute float a_y; attribute vec4 a_color; attribute float a_hlNormalised;
     uniform vec2 u_center; uniform vec2 u_scale; uniform float u_size; uniform float u_litSize; uniform float u_alpha;
     uniform float u_anyHl; uniform float u_pass;
     varying vec4 v_color;
     void main() {
       gl_Position = vec4((a_x - u_center.x) * u_scale.x, (a_y - u_center.y) * u_scale.y, 0.0, 1.0);
-      vec3 c = a_color;
+      vec3 c = a_color.rgb;
+      float a_hl = floor(a_hlNormalised * 255.0 + 0.5);
       float size = u_size; float alpha = u_alpha;
       if (u_anyHl > 0.5) {
         if (a_hl > 0.5) {
@@ -118,20 +119,48 @@
     gl.linkProgram(program);
     if (!gl.getProgramParameter(program, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(program));
     gl.useProgram(program);
-    for (const name of ["a_x", "a_y", "a_color", "a_hl"]) loc[name] = gl.getAttribLocation(program, name);
+    for (const name of ["a_x", "a_y", "a_color"]) loc[name] = gl.getAttribLocation(program, name);
+    loc.a_hl = gl.getAttribLocation(program, "a_hlNormalised");
     for (const name of ["u_center", "u_scale", "u_size", "u_litSize", "u_alpha", "u_anyHl", "u_pass"]) {
       loc[name] = gl.getUniformLocation(program, name);
     }
     gl.enable(gl.BLEND);
     gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
   }
-  function attribute(name, data, type, size, normalized) {
-    const buffer = buffers[name] || gl.createBuffer();
-    buffers[name] = buffer;
+  // Two sets of vertex buffers: every point ("full"), and a random sample of at most LOD_SIZE
+  // points ("lod") drawn while the view moves. The sample has buffers of its own because drawing a
+  // few indices out of a million still makes some renderers (SwiftShader) process all of them.
+  const LOD_SIZE = 200000;
+  // Formats every renderer takes natively (4-byte colours, normalised bytes): odd ones such as
+  // 3-byte colours get converted by ANGLE, which costs SwiftShader a pass over the whole buffer.
+  const ATTRIBUTES = { a_x: [1, "FLOAT", false], a_y: [1, "FLOAT", false], a_color: [4, "UNSIGNED_BYTE", true],
+    a_hl: [1, "UNSIGNED_BYTE", true] };
+  const sets = { full: {}, lod: {} };
+  let boundSet = null;
+  function upload(set, name, data) {
+    const buffer = sets[set][name] || gl.createBuffer();
+    sets[set][name] = buffer;
     gl.bindBuffer(gl.ARRAY_BUFFER, buffer);
     gl.bufferData(gl.ARRAY_BUFFER, data, gl.STATIC_DRAW);
-    gl.enableVertexAttribArray(loc[name]);
-    gl.vertexAttribPointer(loc[name], size || 1, type, !!normalized, 0, 0);
+    boundSet = null;
+  }
+  function bindSet(set) {
+    if (boundSet === set) return;
+    for (const [name, [size, type, normalized]] of Object.entries(ATTRIBUTES)) {
+      gl.bindBuffer(gl.ARRAY_BUFFER, sets[set][name]);
+      gl.enableVertexAttribArray(loc[name]);
+      gl.vertexAttribPointer(loc[name], size, gl[type], normalized, 0, 0);
+    }
+    boundSet = set;
+  }
+  // lodRows: the sampled rows (a prefix of a fixed random permutation), so any prefix is uniform
+  let lodRows = new Uint32Array(0);
+  function attribute(name, data) {
+    upload("full", name, data);
+    if (!lodRows.length) return;
+    const sample = new data.constructor(lodRows.length);  // one element per point (colours: packed Uint32)
+    for (let k = 0; k < lodRows.length; k++) sample[k] = data[lodRows[k]];
+    upload("lod", name, sample);
   }
   // Element index buffers: a random order (level of detail while moving), the duplicates, the highlighted.
   const indexBuffers = {};
@@ -289,25 +318,40 @@
     gl.uniform1f(loc.u_pass, 0);
     detail.partial = false;
     if (dupOnly && uintIndices) {
+      bindSet("full");
       drawIndices("duplicates", indexBuffers.duplicatesCount);
-    } else if (!full && detail.moving && uintIndices && detail.budget < n) {
-      drawIndices("shuffled", detail.budget);
+    } else if (!full && detail.moving && lodRows.length && detail.budget < n) {
+      bindSet("lod");
+      gl.drawArrays(gl.POINTS, 0, Math.min(detail.budget, lodRows.length));
       detail.partial = true;
     } else {
+      bindSet("full");
       gl.drawArrays(gl.POINTS, 0, n);
     }
     if (anyHighlight && uintIndices && litRows.length) {
+      bindSet("full");
       gl.uniform1f(loc.u_pass, 1);
       drawIndices("lit", litRows.length);
     }
+  }
+  function shuffledRows(count) {
+    const rows = new Uint32Array(count);
+    for (let i = 0; i < count; i++) rows[i] = i;
+    let seed = 12345;
+    for (let i = count - 1; i > 0; i--) {  // Fisher-Yates with a fixed seed: the same sample every time
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      const j = seed % (i + 1);
+      const t = rows[i]; rows[i] = rows[j]; rows[j] = t;
+    }
+    return rows;
   }
   function noteMotion() {
     // called for every frame drawn while panning or zooming: adapt the subset to the frame time
     const now = performance.now();
     if (detail.moving && detail.lastFrame) {
       const interval = now - detail.lastFrame;
-      if (interval > 45) detail.budget = Math.max(50000, Math.floor(detail.budget * 0.7));
-      else if (interval < 25) detail.budget = Math.min(n, Math.floor(detail.budget * 1.25));
+      if (interval > 45) detail.budget = Math.max(Math.min(30000, lodRows.length), Math.floor(detail.budget * 0.7));
+      else if (interval < 25) detail.budget = Math.min(n, lodRows.length || n, Math.floor(detail.budget * 1.25));
     }
     detail.lastFrame = now;
     detail.moving = true;
@@ -385,33 +429,30 @@
     for (let i = 0; i < count; i++) colors.push(hasOther && i === count - 1 ? OTHER_COLOR : PALETTE[i % PALETTE.length]);
     return colors;
   }
+  // colours: one packed RGBA Uint32 per point (little-endian: red in the lowest byte)
+  const pack = ([r, g, b]) => ((255 << 24) | (Math.round(b * 255) << 16) | (Math.round(g * 255) << 8) | Math.round(r * 255)) >>> 0;
+  const GREY = pack([0.63, 0.63, 0.63]);
   function paintCategorical(codes, colorList) {
-    const table = new Uint8Array(Math.max(1, colorList.length) * 3);
-    colorList.forEach((hex, i) => table.set(hexToRgb(hex).map((v) => Math.round(v * 255)), i * 3));
+    const table = Uint32Array.from(colorList.map((hex) => pack(hexToRgb(hex))));
     const k = colorList.length;
     for (let i = 0; i < n; i++) {
       const code = codes[i];
-      const o = 3 * i;
-      if (code >= k || code === NO_TOPIC) { colours[o] = 160; colours[o + 1] = 160; colours[o + 2] = 160; continue; }
-      const t = 3 * code;
-      colours[o] = table[t]; colours[o + 1] = table[t + 1]; colours[o + 2] = table[t + 2];
+      colours[i] = code < k ? table[code] : GREY;
     }
   }
   const RAMP = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"].map(hexToRgb);
   function rampColour(t) {
     const x = Math.min(0.9999, Math.max(0, t)) * (RAMP.length - 1);
     const i = Math.floor(x), f = x - i;
-    return RAMP[i].map((v, c) => Math.round(255 * (v + (RAMP[i + 1][c] - v) * f)));
+    return RAMP[i].map((v, c) => v + (RAMP[i + 1][c] - v) * f);
   }
   function paintNumeric(values, min, max) {
-    const lut = new Uint8Array(256 * 3);
-    for (let j = 0; j < 256; j++) lut.set(rampColour(j / 255), 3 * j);
+    const lut = new Uint32Array(256);
+    for (let j = 0; j < 256; j++) lut[j] = pack(rampColour(j / 255));
     const span = max - min || 1;
     for (let i = 0; i < n; i++) {
-      const v = values[i], o = 3 * i;
-      if (v !== v) { colours[o] = 160; colours[o + 1] = 160; colours[o + 2] = 160; continue; }
-      const j = 3 * Math.min(255, Math.max(0, Math.floor(((v - min) / span) * 255)));
-      colours[o] = lut[j]; colours[o + 1] = lut[j + 1]; colours[o + 2] = lut[j + 2];
+      const v = values[i];
+      colours[i] = v !== v ? GREY : lut[Math.min(255, Math.max(0, Math.floor(((v - min) / span) * 255)))];
     }
   }
   async function colourBy(name) {
@@ -442,7 +483,7 @@
     colour.colors = paletteFor(colour.categories.length, hasOther);
     if (codes) paintCategorical(codes, colour.colors);
     else paintNumeric(values, colour.min, colour.max);
-    attribute("a_color", colours, gl.UNSIGNED_BYTE, 3, true);
+    attribute("a_color", colours);
     renderLegend();
     requestRender();
   }
@@ -496,7 +537,7 @@
     for (let i = 0; i < n; i++) highlight[i] &= ~bit;
     for (let k = 0; k < rows.length; k++) highlight[rows[k]] |= bit;
     rebuildLit();
-    attribute("a_hl", highlight, gl.UNSIGNED_BYTE);
+    attribute("a_hl", highlight);
     requestRender();
   }
   function rebuildLit() {
@@ -866,6 +907,9 @@
     return [rect.left + sx, rect.top + sy];
   };
   viewer.view = view;
+  viewer._drawPoints = drawPoints;
+  viewer._detail = detail;
+  viewer._drawOverlay = () => { ctx.clearRect(0, 0, view.width, view.height); drawLabels(); drawHover(); drawSelectionShape(); };
   viewer.nonBackgroundPixels = () => {
     drawPoints(true);
     const w = glCanvas.width, h = glCanvas.height;
@@ -893,7 +937,7 @@
       if (++i <= frames) requestAnimationFrame(step);
       else {
         times.sort((a, b) => a - b);
-        resolve({ median: times[Math.floor(times.length / 2)], drawn: detail.partial ? detail.budget : n });
+        resolve({ median: times[Math.floor(times.length / 2)], drawn: detail.partial ? Math.min(detail.budget, lodRows.length) : n });
       }
     }
     requestAnimationFrame(step);
@@ -920,25 +964,18 @@
     topics = new Uint16Array(buffer, 8 * n, n);
     flags = new Uint8Array(buffer, 10 * n, n);
     highlight = new Uint8Array(n);
-    colours = new Uint8Array(3 * n);
-    attribute("a_x", xs, gl.FLOAT);
-    attribute("a_y", ys, gl.FLOAT);
-    attribute("a_hl", highlight, gl.UNSIGNED_BYTE);
+    colours = new Uint32Array(n);
+    lodRows = n > 50000 ? shuffledRows(n).slice(0, Math.min(LOD_SIZE, Math.ceil(n / 2))) : new Uint32Array(0);
+    attribute("a_x", xs);
+    attribute("a_y", ys);
+    attribute("a_hl", highlight);
     let duplicates = 0;
     for (let i = 0; i < n; i++) if (flags[i] & 1) duplicates++;
     duplicateRows = new Uint32Array(duplicates);
     for (let i = 0, k = 0; i < n; i++) if (flags[i] & 1) duplicateRows[k++] = i;
     setIndices("duplicates", duplicateRows);
-    const shuffled = new Uint32Array(n);
-    for (let i = 0; i < n; i++) shuffled[i] = i;
-    let seed = 12345;
-    for (let i = n - 1; i > 0; i--) {  // Fisher-Yates with a fixed seed: the same subset every time
-      seed = (seed * 1103515245 + 12345) >>> 0;
-      const j = seed % (i + 1);
-      const t = shuffled[i]; shuffled[i] = shuffled[j]; shuffled[j] = t;
-    }
-    setIndices("shuffled", shuffled);
-    detail.budget = Math.min(n, 300000);
+
+    detail.budget = lodRows.length || n;
     rebuildLit();
     const colourSelect = $("color-by");
     const options = [];
