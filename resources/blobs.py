@@ -34,6 +34,13 @@ def _decode_check(data: bytes, row: int) -> str:
     try:
         with Image.open(io.BytesIO(data)) as image:
             image_format = image.format
+            pixels = image.width * image.height
+            if Image.MAX_IMAGE_PIXELS and pixels > Image.MAX_IMAGE_PIXELS:
+                # PIL only warns up to twice its limit; decoding such a bomb would take gigabytes
+                raise InvalidImageError(
+                    f"blob of row {row} is {image.width}x{image.height} = {pixels:,} pixels, more than the "
+                    f"{Image.MAX_IMAGE_PIXELS:,} allowed (a decompression bomb?); shrink the image"
+                )
             image.verify()  # structure and checksums
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # the pixels decode (verify alone misses truncated data)

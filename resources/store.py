@@ -63,6 +63,7 @@ INDICES = "indices"
 _BATCH_ID = re.compile(r"^\d{8}T\d{12}-[0-9a-f]{6}$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _BLOB_REF = re.compile(r"^[0-9a-f]{64}\.[a-z]{3,4}$")
+MAX_NAME_LENGTH = 128  # organisation, slug and index id: folder and lock names stay far below 255 bytes
 
 TableInput = Any  # pa.Table, pandas, polars, list of dicts, an iterable of pa.Tables, or None
 # Rows converted and validated at a time when add_batch is given a whole table.
@@ -87,6 +88,11 @@ def _check_name(value: str, what: str) -> str:
         raise InvalidIdentifierError(
             f"{what} {value!r} is not usable; use letters, digits, '-', '_' or '.' (not starting with "
             "'.' or '-')"
+        )
+    if len(value) > MAX_NAME_LENGTH:
+        # the name becomes a folder and a lock file name (255 bytes at most on common filesystems)
+        raise InvalidIdentifierError(
+            f"{what} {value[:20]}... is {len(value)} characters long; use at most {MAX_NAME_LENGTH}"
         )
     return value
 
@@ -397,7 +403,7 @@ class DatasetStore(dg.ConfigurableResource):
         id_type = record.schema.field(id_field).type if record.schema is not None else pa.string()
         try:
             wanted = pc.cast(pa.array(requested), id_type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):  # ids Arrow cannot even hold
             raise UnknownIdsError(_unknown_message(record, requested, id_type)) from None
         if wanted.null_count:
             raise UnknownIdsError(_unknown_message(record, [None], id_type))
@@ -481,7 +487,13 @@ class DatasetStore(dg.ConfigurableResource):
             record = self.read_record(organisation, slug)
             self._clean_orphans(record)
             id_field = record.unique_id_field
-            unique = list(dict.fromkeys(ids))
+            try:
+                unique = list(dict.fromkeys(ids))
+            except TypeError:
+                unhashable = [value for value in ids if not isinstance(value, (str, int, float, type(None)))]
+                raise UnknownIdsError(
+                    f"ids must be single values of {id_field!r}, got {unhashable[:3]!r}; pass a flat list of ids"
+                ) from None
             if not unique:
                 return 0
             rows = self._find_rows(record, unique, [tables.ROW_ID, id_field])

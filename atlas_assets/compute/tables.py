@@ -162,6 +162,11 @@ def _from_dicts(
         for key in row:
             if not isinstance(key, str):
                 raise InvalidDataError(f"row {number + offset} has a non-string field name {key!r}; use strings")
+            if not _is_utf8(key):
+                raise InvalidDataError(
+                    f"row {number + offset} has a field name that is not valid Unicode ({key!r}: a lone "
+                    "surrogate); fix the name's encoding"
+                )
             names.setdefault(key, None)
     columns = {}
     for name in names:
@@ -179,6 +184,15 @@ def _from_dicts(
     if not columns:  # keep the row count of a table without columns
         return pa.table({"_": pa.nulls(len(rows))}).drop_columns(["_"])
     return pa.table(columns)
+
+
+def _is_utf8(text: str) -> bool:
+    """False for strings Arrow cannot store (lone surrogates, e.g. from bytes decoded with surrogateescape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _plain(table: pa.Table) -> pa.Table:
@@ -237,6 +251,11 @@ def check_field_names(names: Iterable[str]) -> None:
     empty = [name for name in names if not name or not name.strip()]
     if empty:
         raise InvalidDataError("a column has an empty name; give every column a name")
+    unencodable = [name for name in names if not _is_utf8(name)]
+    if unencodable:
+        raise InvalidDataError(
+            f"field names must be valid Unicode text: {_shown(unencodable)} holds a lone surrogate; fix its encoding"
+        )
     reserved = [name for name in names if name.startswith(RESERVED_PREFIX)]
     if reserved:
         raise InvalidDataError(
