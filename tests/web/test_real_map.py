@@ -197,3 +197,53 @@ def test_atlas_serve_binds_loopback_and_prints_each_map_link(news_map, tmp_path:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def image_map_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An image dataset (80 of sklearn's bundled digit scans as blobs) with one map."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    home = tmp_path_factory.mktemp("image_map_home")
+    digits = load_digits()
+    images = [Image.fromarray((255 - digits.images[i] * 16).astype(np.uint8)).resize((32, 32)).convert("RGB")
+              for i in range(80)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ATLAS_HOME", str(home))
+        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        import pandas as pd
+
+        from atlas_assets.dataset import AtlasDataset
+
+        dataset = AtlasDataset("tests/digits", unique_id_field="id")
+        dataset.add_data(pd.DataFrame({"id": [f"d{i}" for i in range(80)], "digit": digits.target[:80].astype(str)}),
+                         blobs=images)
+        dataset.create_index(name="digits")
+    return home
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:coroutine 'BaseEventLoop.shutdown_asyncgens' was never awaited")
+def test_hovering_a_real_image_map_shows_the_stored_image(image_map_home: Path, page, monkeypatch) -> None:
+    monkeypatch.setenv("ATLAS_HOME", str(image_map_home))
+    monkeypatch.setenv("DAGSTER_HOME", str(image_map_home / "dagster"))
+    from atlas_assets.dataset import AtlasDataset
+
+    projection = AtlasDataset("tests/digits").get_map("digits")
+    server = BackgroundServer(create_app(HomeRegistry(), allowed_hosts=LOOPBACK_HOSTS))
+    try:
+        open_real_map(page, server, projection.map_link)
+        assert page.evaluate("window.atlasViewer.meta.modality") == "image"
+        xy = projection.embeddings.projected[["x", "y"]].to_numpy()
+        gaps = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1)) + np.eye(len(xy)) * 1e9
+        row = int(np.argsort(-gaps.min(axis=1))[5])
+        x, y = screen_xy(page, row)
+        page.mouse.move(x - 20, y - 20)
+        page.mouse.move(x, y)
+        page.locator("#tooltip img").wait_for(state="visible", timeout=15_000)
+        wait_for(page, "document.querySelector('#tooltip img').naturalWidth === 32", timeout=15_000)
+        map_image(page, "23-real-image-hover")
+    finally:
+        server.stop()

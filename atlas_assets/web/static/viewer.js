@@ -567,6 +567,13 @@
     for (const value of Object.values(fields)) if (typeof value === "string" && value.length > best.length) best = value;
     return best || String(datum.id);
   }
+  function thumbnail(row, datum) {
+    const img = document.createElement("img");
+    img.alt = "image of datum " + datum.id;
+    img.addEventListener("load", () => { if (img.naturalWidth < 96) img.classList.add("small"); });  // crisp when enlarged
+    img.src = withToken(apiBase + "/image/" + row);
+    return img;
+  }
   const tooltip = $("tooltip");
   let hoverTimer = 0, hoverToken = 0;
   function showTooltip(row, px, py) {
@@ -582,10 +589,7 @@
       viewer.lastDatum = datum;
       tooltip.textContent = "";
       if (datum.has_image) {
-        const img = document.createElement("img");
-        img.src = withToken(apiBase + "/image/" + row);
-        img.alt = "image of datum " + datum.id;
-        tooltip.appendChild(img);
+        tooltip.appendChild(thumbnail(row, datum));
       }
       if (datum.topics && datum.topics.length) {
         const topic = document.createElement("div");
@@ -614,9 +618,7 @@
     const box = $("details");
     box.textContent = "";
     if (datum.has_image) {
-      const img = document.createElement("img");
-      img.src = withToken(apiBase + "/image/" + row); img.alt = "image of datum " + datum.id;
-      box.appendChild(img);
+      box.appendChild(thumbnail(row, datum));
     }
     const dl = document.createElement("dl");
     const add = (k, v) => {
@@ -952,6 +954,7 @@
     viewer.meta = meta;
     viewer.timings.meta = performance.now() - t0;
     document.title = meta.title + " · Atlas map";
+    if (meta.modality !== "text") $("search-mode").value = "text";  // meaning search takes words on text maps only
     n = viewer.count = meta.count;
     $("loading").textContent = "Loading " + fmt(n) + " points…";
     for (const t of meta.topics) (topicsByDepth[t.depth] = topicsByDepth[t.depth] || []).push(t);
