@@ -20,7 +20,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from atlas_assets.errors import DatasetLockedError
+from atlas_assets.errors import DatasetLockedError, StoreWriteError
 
 _HELD: dict[tuple[int, str], FileLock] = {}
 _HELD_GUARD = threading.Lock()
@@ -43,8 +43,8 @@ def _shared_lock(path: Path) -> FileLock:
 @contextmanager
 def hold(path: Path, timeout: float | None, what: str, identifier: str) -> Iterator[None]:
     """Hold the lock at `path`; wait at most `timeout` seconds (None: wait forever)."""
-    lock = _shared_lock(path)
     try:
+        lock = _shared_lock(path)
         lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0))
     except Timeout:
         raise DatasetLockedError(
@@ -52,6 +52,11 @@ def hold(path: Path, timeout: float | None, what: str, identifier: str) -> Itera
             f"waited {timeout:g} s. Wait for it to finish (ds.wait_for_dataset_lock()) or pass a "
             "longer timeout."
         ) from None
+    except OSError as error:  # read-only store, disk full, no permission: the lock file cannot be opened
+        raise StoreWriteError(
+            f"cannot take the lock of dataset {identifier} for {what} ({error.strerror or error}: {path}); "
+            "the store is not writable here. Check that ATLAS_HOME is on a writable disk with free space."
+        ) from error
     try:
         yield
     finally:
@@ -67,6 +72,8 @@ def is_held(path: Path) -> bool:
         probe.acquire(timeout=0)
     except Timeout:
         return True
+    except OSError:  # a read-only store: nobody can be writing it through this lock file
+        return False
     probe.release()
     return False
 
