@@ -41,7 +41,7 @@ CONFIG_FILE = "atlas_model.json"
 MODEL_FILE = "model.onnx"
 INT8_MODEL_FILE = "model.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump when a builder's output changes, so installed folders are rebuilt
 DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 ATLAS_DEFAULT_NAME = "NomicEmbed"  # the Atlas client's default model name
@@ -388,7 +388,7 @@ def model_dir(name: str | None = None) -> Path:
 
 
 def is_installed(name: str | None = None) -> bool:
-    """True when the model folder is complete and was built from the source the registry names now."""
+    """True when the model folder is complete and was built with the settings the registry has now."""
     spec = resolve_model(name)
     return _is_complete(model_dir(spec.name), spec)
 
@@ -404,8 +404,8 @@ def _is_complete(folder: Path, spec: ModelSpec) -> bool:
         stored = json.loads((folder / CONFIG_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    expected_source = json.loads(json.dumps(spec.settings()["source"]))  # tuples -> lists, as stored
-    return stored.get("format_version") == FORMAT_VERSION and stored.get("source") == expected_source
+    # Any change of the registered settings or of the builders (FORMAT_VERSION) rebuilds the folder.
+    return stored == json.loads(json.dumps(spec.settings()))  # tuples -> lists, as stored
 
 
 def _say(message: str) -> None:
@@ -442,9 +442,13 @@ def install_model(name: str | None = None) -> Path:
                 _install_from_hub(spec, spec.source, building)
             write_model_settings(spec, building)
             building.chmod(0o755)  # mkdtemp makes it private; the cache may be shared by several users
-            if target.exists():
-                shutil.rmtree(target)
+            stale = None
+            if target.exists():  # move the old build aside first: the swap leaves no gap without a model
+                stale = Path(tempfile.mkdtemp(prefix=f".{spec.name}.stale-", dir=models_home()))
+                os.replace(target, stale / "old")
             os.replace(building, target)
+            if stale is not None:
+                shutil.rmtree(stale, ignore_errors=True)
         except BaseException:
             shutil.rmtree(building, ignore_errors=True)
             raise

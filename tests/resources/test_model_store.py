@@ -205,3 +205,13 @@ def test_local_folder_model_is_used_in_place(tmp_path: Path) -> None:
     (folder / "tokenizer.json").unlink()
     with pytest.raises(ModelError, match="lacks tokenizer.json"):
         install_model(str(folder))
+
+
+def test_changed_settings_rebuild_the_folder_in_one_swap(hub_model: ModelSpec) -> None:
+    folder = install_model(hub_model.name)
+    assert is_installed(hub_model.name)
+    register_model(dataclasses.replace(hub_model, query_prefix="question: "))
+    assert not is_installed(hub_model.name)
+    assert install_model(hub_model.name) == folder
+    assert json.loads((folder / CONFIG_FILE).read_text())["query_prefix"] == "question: "
+    assert [item.name for item in folder.parent.iterdir() if item.name.startswith(".") and not item.name.endswith(".lock")] == []
