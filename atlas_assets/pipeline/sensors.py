@@ -7,6 +7,7 @@ written next to it (`<file>.error.txt`), and nothing of it is ingested.
 
 
 import shutil
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +20,8 @@ from resources.records import DatasetRecord
 from resources.store import DatasetStore
 
 INBOX_INTERVAL_SECONDS = 5
+# A file written to less than this long ago may still be being copied in: it is looked at twice.
+INBOX_SETTLE_SECONDS = 1.0
 
 
 def inbox_dir(organisation: str, slug: str) -> Path:
@@ -34,13 +37,35 @@ def _move(path: Path, folder: Path) -> Path:
     return target
 
 
+def _signature(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def settled_files(paths: list[Path]) -> list[Path]:
+    """The files nobody is writing any more: unchanged (size, mtime) across INBOX_SETTLE_SECONDS.
+
+    A file still being copied into the inbox (not written aside and renamed in) would otherwise be
+    ingested half, or rejected as broken; it is left for a later tick instead.
+    """
+    seen = {path: _signature(path) for path in paths}
+    newest = max((signature[1] for signature in seen.values() if signature), default=0) / 1e9
+    wait = INBOX_SETTLE_SECONDS - (time.time() - newest)
+    if wait > 0:
+        time.sleep(min(wait, INBOX_SETTLE_SECONDS))
+    return [path for path in paths if seen[path] is not None and _signature(path) == seen[path]]
+
+
 def ingest_inbox(store: DatasetStore, record: DatasetRecord, log) -> list[str]:
     """Commit every waiting file of one dataset's inbox; returns the new batch ids."""
     folder = inbox_dir(record.organisation, record.slug)
     if not folder.is_dir():
         return []
     batch_ids = []
-    for path in sorted(p for p in folder.iterdir() if is_data_file(p)):
+    for path in settled_files(sorted(p for p in folder.iterdir() if is_data_file(p))):
         try:
             table = read_data_file(path, store.read_record(record.organisation, record.slug).schema)
             batch = store.add_batch(record.organisation, record.slug, table)
