@@ -8,7 +8,10 @@ unpartitioned stages. The runs appear in the Dagster UI with full lineage and me
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 
@@ -24,6 +27,45 @@ from resources.records import DatasetRecord
 from resources.store import DatasetStore
 
 log = logging.getLogger(__name__)
+
+
+# Every in-process run is tagged with the process running it, so a later run can tell a dead one.
+PID_TAG = "atlas/pid"
+HOST_TAG = "atlas/host"
+_UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (dead, not yet reaped) holds nothing any more
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Fail the runs whose process on this machine died (kill -9, OOM, power loss) and free their slots.
+
+    A run killed inside a pooled step (the embedding pool allows one step at a time) keeps its
+    concurrency slot claimed for ever, and every later run would wait for it; nothing else frees it
+    for in-process runs (the daemon's run monitoring only watches launched runs).
+    """
+    host = socket.gethostname()
+    released = []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=_UNFINISHED, tags={HOST_TAG: host})):
+        pid = run.tags.get(PID_TAG, "")
+        if not pid.isdigit() or _process_alive(int(pid)):
+            continue
+        log.warning(f"run {run.run_id} died with its process {pid}; marking it failed and freeing its slots")
+        instance.report_run_failed(run, message=f"the process running it ({pid} on {host}) died")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
 
 
 def default_resources(store: DatasetStore | None = None) -> dict[str, object]:
@@ -55,7 +97,7 @@ def _run(assets, selection, resources, instance, partition_key=None, tags=None) 
         partition_key=partition_key,
         instance=instance,
         resources=resources,
-        tags=tags or {},
+        tags={**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
         raise_on_error=False,
     )
     if not result.success:
@@ -80,6 +122,7 @@ def materialize_indices(
     if not index_ids:
         return
     instance = get_instance()
+    release_dead_runs(instance)
     names = DatasetNames(record.organisation, record.slug)
     batches = batches_partitions(record)
     batch_ids = [batch.batch_id for batch in record.batches]
