@@ -121,7 +121,7 @@ def exact_neighbours(
             rows = np.nonzero(exclude[start:stop] >= 0)[0]
             score[rows, exclude[start:stop][rows]] = -np.inf
         if keep < n_base:
-            top = np.argpartition(-score, keep - 1, axis=1)[:, :keep]
+            top = np.argpartition(score, n_base - keep, axis=1)[:, n_base - keep :]
         else:
             top = np.broadcast_to(np.arange(n_base), (stop - start, n_base))
         top_score = np.take_along_axis(score, top, axis=1)

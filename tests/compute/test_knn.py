@@ -47,6 +47,7 @@ def test_fewer_rows_than_k_pad_with_minus_one_and_inf(digits: np.ndarray) -> Non
     assert np.isinf(graph.neighbour_distances[:, 3:]).all()
 
 
+@pytest.mark.slow  # pynndescent compiles part of itself in every fresh process (about a minute)
 def test_nndescent_engine_reaches_recall_095(digits: np.ndarray) -> None:
     graph = build_graph(digits, k=15, metric="cosine", method="nndescent")
     assert not (graph.neighbour_indices == np.arange(len(digits))[:, None]).any()
@@ -84,6 +85,7 @@ def test_extend_graph_in_the_exact_regime_equals_a_rebuild(digits: np.ndarray) -
     assert same >= 0.99
 
 
+@pytest.mark.slow
 def test_extend_graph_in_the_approximate_regime_keeps_recall(digits: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(knn, "EXACT_MAX_ROWS", 500)
     old, current, previous_row = _update_case(digits)
@@ -91,9 +93,11 @@ def test_extend_graph_in_the_approximate_regime_keeps_recall(digits: np.ndarray,
     updated = extend_graph(current, previous, previous_row)
     assert graph_recall(updated, current, sample=1000) >= 0.95
     new_rows = np.nonzero(previous_row < 0)[0]
-    new_recall = graph_recall(NeighbourGraph(updated.neighbour_indices, updated.neighbour_distances, "cosine"), current, sample=len(current))
-    assert new_recall >= 0.95
     assert (updated.neighbour_indices[new_rows] >= 0).all()
+    exact, _ = exact_neighbours(current, current[new_rows], 15, "cosine", exclude=new_rows)
+    found = updated.neighbour_indices[new_rows]
+    new_recall = np.mean([np.intersect1d(a, b).size / 15 for a, b in zip(exact, found)])
+    assert new_recall >= 0.95
 
 
 def test_large_changes_rebuild_and_no_change_returns_the_same_graph(digits: np.ndarray) -> None:
