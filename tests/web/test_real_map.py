@@ -29,6 +29,11 @@ from tests.conftest import news_frame
 from tests.web.test_browser import coloured_pixels, map_image, screen_xy
 
 
+# Dagster's in-process runs (building the fixture maps) warn about an event loop when Playwright's
+# sync API already runs one in this thread; harmless here.
+pytestmark = pytest.mark.filterwarnings("ignore:coroutine 'BaseEventLoop.shutdown_asyncgens' was never awaited")
+
+
 @pytest.fixture
 def real_server(news_map) -> Iterator[BackgroundServer]:
     """`atlas serve`'s app over the session's real AG News map (ATLAS_HOME set by `news_map`)."""
@@ -140,7 +145,6 @@ def private_map_home(tmp_path_factory: pytest.TempPathFactory, shared_data: Path
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:coroutine 'BaseEventLoop.shutdown_asyncgens' was never awaited")
 def test_a_private_real_map_refuses_without_its_token(private_map_home: Path, page, monkeypatch) -> None:
     monkeypatch.setenv("ATLAS_HOME", str(private_map_home))
     monkeypatch.setenv("DAGSTER_HOME", str(private_map_home / "dagster"))
@@ -219,13 +223,12 @@ def image_map_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         dataset = AtlasDataset("tests/digits", unique_id_field="id")
         dataset.add_data(pd.DataFrame({"id": [f"d{i}" for i in range(80)], "digit": digits.target[:80].astype(str)}),
                          blobs=images)
-        dataset.create_index(name="digits")
+        dataset.create_index(name="digits", topic_model={"topic_label_field": "digit"})
     return home
 
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:coroutine 'BaseEventLoop.shutdown_asyncgens' was never awaited")
 def test_hovering_a_real_image_map_shows_the_stored_image(image_map_home: Path, page, monkeypatch) -> None:
     monkeypatch.setenv("ATLAS_HOME", str(image_map_home))
     monkeypatch.setenv("DAGSTER_HOME", str(image_map_home / "dagster"))

@@ -877,7 +877,8 @@
     if (event.key === "/" && !typing) { event.preventDefault(); $("search-input").focus(); return; }
     if (event.key === "Escape") {
       if (typing) document.activeElement.blur();
-      select(new Uint32Array(0)); setHighlightBit(HL_TAG, []); showTooltip(-1);
+      select(new Uint32Array(0)); setHighlightBit(HL_TAG, []); setHighlightBit(HL_LEGEND, []); showTooltip(-1);
+      for (const entry of document.querySelectorAll("#legend .legend-entry")) entry.setAttribute("aria-pressed", "false");
       return;
     }
     if (typing || event.ctrlKey || event.metaKey || event.altKey || !viewer.ready) return;
