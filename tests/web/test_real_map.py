@@ -250,3 +250,17 @@ def test_hovering_a_real_image_map_shows_the_stored_image(image_map_home: Path, 
         map_image(page, "23-real-image-hover")
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_atlas_token_prints_the_private_datasets_token(private_map_home: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ATLAS_HOME", str(private_map_home))
+    monkeypatch.setenv("DAGSTER_HOME", str(private_map_home / "dagster"))
+    from atlas_assets.cli import main
+    from atlas_assets.dataset import AtlasDataset
+
+    assert main(["token", "tests/private-news"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == ProjectionMapSource(AtlasDataset("tests/private-news").get_map("news")).access_token()
+    assert main(["token", "tests/no-such-dataset"]) == 2
+    assert "no dataset tests/no-such-dataset" in capsys.readouterr().err
