@@ -60,6 +60,33 @@ def test_the_same_seed_gives_the_same_map_and_another_seed_another(digits_graph:
     assert not np.array_equal(compute_layout(digits_graph, params, seed=1), digits_map)
 
 
+def test_the_map_does_not_depend_on_how_many_threads_ran_it(digits_graph: NeighbourGraph, digits_map: np.ndarray) -> None:
+    import numba
+
+    params = resolve_layout_params(None, digits_graph.n_rows)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        single = compute_layout(digits_graph, params, seed=0)
+    finally:
+        numba.set_num_threads(threads)
+    assert np.array_equal(single, digits_map)
+
+
+def test_new_rows_far_from_every_old_row_are_still_placed() -> None:
+    rng = np.random.default_rng(0)
+    old = rng.normal(size=(300, 6)).astype(np.float32)
+    island = (rng.normal(size=(20, 6)) + 50).astype(np.float32)  # neighbours only of each other
+    vectors = np.concatenate([old, island])
+    graph = build_graph(vectors, k=10, metric="euclidean")
+    params = resolve_layout_params(NomicProjectOptions(n_neighbors=10), len(vectors))
+    previous = np.full((len(vectors), 2), np.nan)
+    previous[:300] = compute_layout(build_graph(old, k=10, metric="euclidean"), params)
+    updated = update_layout(graph, previous, params)
+    assert np.isfinite(updated).all()
+    assert np.array_equal(updated[:300], previous[:300].astype(np.float32))
+
+
 def test_update_holds_old_points_and_places_new_ones_among_their_neighbours(digits: np.ndarray) -> None:
     rng = np.random.default_rng(0)
     order = rng.permutation(len(digits))
