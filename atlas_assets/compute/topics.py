@@ -35,9 +35,10 @@ from atlas_assets.options import NomicTopicOptions
 
 THREE_DEPTHS_FROM = 2_000
 LAYOUT_NEIGHBOURS = 15
-_DEPTH_EXPONENTS = {1: (0.22,), 2: (0.22, 0.45), 3: (0.22, 0.4, 0.55)}
-_DEPTH_CAPS = (25, 250, 1_000)
+_DEPTH_EXPONENTS = {1: (0.18,), 2: (0.18, 0.4), 3: (0.18, 0.3, 0.5)}
+_DEPTH_CAPS = (20, 200, 1_000)
 _MAX_COMMUNITIES = 3_000
+LEIDEN_MAX_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,11 @@ def depth_rule(n_rows: int) -> int:
 
 
 def topic_counts(n_rows: int, n_depths: int) -> list[int]:
-    """Target number of topics per depth: about n^0.22, n^0.4, n^0.55 (capped at 25, 250, 1000).
+    """Number of topics per depth: about n^0.18, n^0.3, n^0.5 (capped at 20, 200, 1000).
 
-    Two depths use n^0.22 and n^0.45. E.g. 3,000 rows: 6 / 25 / 82; 20,000: 9 / 52 / 231;
-    1M: 21 / 250 / 1000. Never more topics than rows, never fewer than at the depth above.
+    A handful of broad regions, a few dozen themes, about a hundred fine topics. Two depths use
+    n^0.18 and n^0.4. E.g. 3,080 rows: 4 / 11 / 55; 20,000: 6 / 20 / 141; 1M: 12 / 63 / 1000.
+    Never more topics than rows, never fewer than at the depth above.
     """
     counts: list[int] = []
     for depth, exponent in enumerate(_DEPTH_EXPONENTS[n_depths]):
@@ -163,14 +165,28 @@ def _leiden(weights: sparse.csr_matrix, resolution: float, seed: int) -> np.ndar
     return np.asarray(partition.membership, dtype=np.int64)
 
 
-def _fine_communities(weights: sparse.csr_matrix, wanted: int, seed: int) -> np.ndarray:
-    """Leiden communities, raising the resolution until there are at least `wanted` of them."""
+def _layout_cells(xy: np.ndarray, wanted: int, seed: int) -> np.ndarray:
+    """Compact cells of the map (k-means on a sample of the 2-D points, every row to its nearest)."""
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(seed)
+    sample = xy[rng.choice(len(xy), size=min(len(xy), max(20 * wanted, 50_000)), replace=False)]
+    centres = KMeans(wanted, n_init=1, max_iter=30, random_state=seed).fit(sample).cluster_centers_
+    return cKDTree(centres).query(xy)[1].astype(np.int64)
+
+
+def _fine_communities(weights: sparse.csr_matrix, xy: np.ndarray, wanted: int, seed: int) -> np.ndarray:
+    """At least about `wanted` small communities: Leiden, raising the resolution until there are
+    enough (each raise scaled by the shortfall); above LEIDEN_MAX_ROWS rows, cells of the map."""
+    if weights.shape[0] > LEIDEN_MAX_ROWS:
+        return _layout_cells(xy, wanted, seed)
     resolution = 1.0
     membership = _leiden(weights, resolution, seed)
-    for _ in range(6):
-        if membership.max() + 1 >= wanted:
+    for _ in range(4):
+        count = int(membership.max()) + 1
+        if count >= wanted:
             break
-        resolution *= 3.0
+        resolution *= float(np.clip(1.3 * wanted / count, 1.5, 10.0))
         membership = _leiden(weights, resolution, seed)
     return membership
 
@@ -307,24 +323,6 @@ def _cut(n_leaves: int, merges: Sequence[tuple[int, int]], n_clusters: int) -> n
     label = np.arange(n_leaves)
     for kept, absorbed in merges[: max(0, n_leaves - n_clusters)]:
         label[label == absorbed] = kept
-    return label
-
-
-def _split_within(
-    n_leaves: int, merges: Sequence[tuple[int, int]], parent_of_leaf: np.ndarray, children_of: dict[int, int]
-) -> np.ndarray:
-    """Cut the merge tree separately inside every parent: children_of[parent] clusters each."""
-    label = np.arange(n_leaves)
-    leaves_in = {parent: int((parent_of_leaf == parent).sum()) for parent in children_of}
-    done = {parent: 0 for parent in children_of}
-    for kept, absorbed in merges:
-        parent = int(parent_of_leaf[kept])
-        if parent != int(parent_of_leaf[absorbed]):
-            continue
-        if done[parent] >= leaves_in[parent] - children_of[parent]:
-            continue
-        label[label == absorbed] = kept
-        done[parent] += 1
     return label
 
 
@@ -529,7 +527,7 @@ def build_topics(
     else:
         weights = _clustering_graph(options.cluster_method, graph, xy)
         wanted = min(n_rows, max(2 * counts[-1], 2))
-        membership = _fine_communities(weights, wanted, seed)
+        membership = _fine_communities(weights, xy, wanted, seed)
         min_size = max(2, min(10, n_rows // (counts[-1] * 4)))
         membership = _fold_small(membership, weights, xy, min_size, limit=_MAX_COMMUNITIES)
         n_leaves = int(membership.max()) + 1
@@ -537,36 +535,125 @@ def build_topics(
         leaf_centroids = np.zeros((n_leaves, 2))
         np.add.at(leaf_centroids, membership, xy)
         leaf_centroids /= np.maximum(leaf_sizes, 1)[:, None]
-        merges = _merge_sequence(
-            _community_weights(weights, membership, n_leaves), leaf_centroids, leaf_sizes
-        )
-        leaf_levels = _leaf_levels(n_leaves, merges, counts, membership, options.enforce_topic_hierarchy)
+        leaves = _Leaves(_community_weights(weights, membership, n_leaves), leaf_centroids, leaf_sizes)
+        if options.enforce_topic_hierarchy:
+            leaf_levels = _top_down(leaves, counts)
+        else:
+            leaf_levels = _bottom_up(leaves, counts)
         levels = [leaf_level[membership] for leaf_level in leaf_levels]
+        if options.cluster_method == "accurate":
+            levels = _refine(weights, levels)
     assignments, parents = _renumber(levels)
     topics = _name_topics(assignments, parents, xy, texts, None if vectors is None else np.asarray(vectors))
     return TopicModel(assignments, topics)
 
 
-def _leaf_levels(
-    n_leaves: int, merges: list[tuple[int, int]], counts: list[int], membership: np.ndarray, enforce: bool
-) -> list[np.ndarray]:
-    levels = [_cut(n_leaves, merges, min(counts[0], n_leaves))]
-    leaf_rows = np.bincount(membership, minlength=n_leaves)
-    n_rows = len(membership)
+@dataclass(frozen=True)
+class _Leaves:
+    """The small communities every depth is made of: their graph, 2-D centroids and row counts."""
+
+    between: np.ndarray  # (n, n) summed edge weights; the diagonal holds twice the internal weight
+    centroids: np.ndarray
+    sizes: np.ndarray
+
+    def subset(self, members: np.ndarray) -> "_Leaves":
+        return _Leaves(self.between[np.ix_(members, members)], self.centroids[members], self.sizes[members])
+
+    def grouped(self, label: np.ndarray) -> "_Leaves":
+        """The communities of `label` (0..k-1 per leaf) as leaves of their own."""
+        k = int(label.max()) + 1
+        member = sparse.csr_matrix((np.ones(len(label)), (label, np.arange(len(label)))), shape=(k, len(label)))
+        between = np.asarray((member @ sparse.csr_matrix(self.between) @ member.T).todense())
+        sizes = np.bincount(label, weights=self.sizes, minlength=k)
+        centroids = (member @ (self.centroids * self.sizes[:, None])) / np.maximum(sizes, 1e-12)[:, None]
+        return _Leaves(between, centroids, sizes)
+
+
+def _group(leaves: _Leaves, target: int) -> np.ndarray:
+    """Exactly min(target, n) groups of the leaves (a label 0..k-1 per leaf) from the merge tree.
+
+    The greedy merges only depend on the summed weights between groups, so grouping the groups of
+    a finer cut continues the same tree: every depth is a cut of one tree, and a subset of leaves
+    (one parent's) is grouped exactly as the whole tree would group it.
+    """
+    n_leaves = len(leaves.sizes)
+    if target >= n_leaves:
+        return np.arange(n_leaves)
+    merges = _merge_sequence(leaves.between, leaves.centroids, leaves.sizes)
+    return np.unique(_cut(n_leaves, merges, max(target, 1)), return_inverse=True)[1]
+
+
+def _refine(weights: sparse.csr_matrix, levels: list[np.ndarray], sweeps: int = 4) -> list[np.ndarray]:
+    """Move rows to the topic their neighbours are most tied to, depth 1 first, keeping the nesting.
+
+    Communities are built on groups of rows, so a row at a border can end up on the wrong side; a
+    few sweeps of "join the topic holding most of your edge weight" (strictly more than your own)
+    fix that. At depth d > 1 a row may only join children of its (possibly new) parent; a row whose
+    parent changed and that has no tie to any child there joins the parent's largest child.
+    """
+    refined: list[np.ndarray] = []
+    n_rows = weights.shape[0]
+    rows = np.arange(n_rows)
+    for depth_index, level in enumerate(levels):
+        label = np.unique(level, return_inverse=True)[1]
+        n_topics = int(label.max()) + 1
+        topic_parent = np.zeros(n_topics, dtype=np.int64)
+        if depth_index:
+            topic_parent[label] = levels[depth_index - 1]  # original nesting: one parent per topic
+            parent_row = refined[-1]
+            sizes = np.bincount(label, minlength=n_topics)
+            largest_child = {}
+            for topic in np.argsort(sizes)[::-1]:
+                largest_child.setdefault(int(topic_parent[topic]), int(topic))
+            orphan = topic_parent[label] != parent_row
+            label[orphan] = [largest_child.get(int(p), -1) for p in parent_row[orphan]]
+            label = np.where(label < 0, 0, label)
+        for _ in range(sweeps):
+            one_hot = sparse.csr_matrix((np.ones(n_rows), (rows, label)), shape=(n_rows, n_topics))
+            tie = (weights @ one_hot).tocoo()
+            allowed = tie.data > 0
+            if depth_index:
+                allowed &= topic_parent[tie.col] == parent_row[tie.row]
+            row, topic, weight = tie.row[allowed], tie.col[allowed], tie.data[allowed]
+            own = np.zeros(n_rows)
+            mine = topic == label[row]
+            own[row[mine]] = weight[mine]
+            order = np.lexsort((topic, -weight, row))
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = row[order][1:] != row[order][:-1]
+            best_row, best_topic, best_weight = row[order][first], topic[order][first], weight[order][first]
+            move = best_weight > own[best_row] * (1.0 + 1e-9)
+            if not move.any():
+                break
+            label = label.copy()
+            label[best_row[move]] = best_topic[move]
+        refined.append(label)
+    return refined
+
+
+def _bottom_up(leaves: _Leaves, counts: list[int]) -> list[np.ndarray]:
+    """Deepest depth first from the leaves, each broader depth grouping the topics below it."""
+    levels = [_group(leaves, counts[-1])]
+    for count in reversed(counts[:-1]):
+        finer = levels[0]
+        levels.insert(0, _group(leaves.grouped(finer), count)[finer])
+    return levels
+
+
+def _top_down(leaves: _Leaves, counts: list[int]) -> list[np.ndarray]:
+    """Depth 1 from the leaves; every topic then split on its own, in proportion to its size."""
+    levels = [_group(leaves, counts[0])]
+    total = leaves.sizes.sum()
     for count in counts[1:]:
         parent = levels[-1]
-        if not enforce:
-            level = _cut(n_leaves, merges, min(count, n_leaves))
-            # The cut of one tree is nested by construction; intersecting keeps it strict anyway.
-            level = np.unique(np.column_stack([parent, level]), axis=0, return_inverse=True)[1].ravel()
-        else:
-            children_of = {}
-            for parent_label in np.unique(parent):
-                in_parent = parent == parent_label
-                share = leaf_rows[in_parent].sum() / n_rows
-                wanted = int(round(count * share))
-                children_of[int(parent_label)] = int(min(in_parent.sum(), max(2, wanted)))
-            level = _split_within(n_leaves, merges, parent, children_of)
+        level = np.zeros(len(parent), dtype=np.int64)
+        offset = 0
+        for parent_label in np.unique(parent):
+            members = np.nonzero(parent == parent_label)[0]
+            wanted = max(2, int(round(count * leaves.sizes[members].sum() / total)))
+            label = _group(leaves.subset(members), min(wanted, len(members)))
+            level[members] = label + offset
+            offset += int(label.max()) + 1
         levels.append(level)
     return levels
 

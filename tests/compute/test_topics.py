@@ -70,8 +70,8 @@ def test_depth_rule_two_depths_below_2000_rows_three_from_2000() -> None:
 
 
 def test_topic_counts_grow_with_depth_and_data() -> None:
-    assert topic_counts(3_000, 3) == [6, 25, 82]
-    assert topic_counts(1_000_000, 3) == [21, 250, 1000]
+    assert topic_counts(3_080, 3) == [4, 11, 55]
+    assert topic_counts(1_000_000, 3) == [12, 63, 1000]
     for n_rows in (1, 5, 50, 500, 5_000, 50_000):
         counts = topic_counts(n_rows, depth_rule(n_rows))
         assert counts == sorted(counts) and 1 <= counts[0] and counts[-1] <= n_rows

@@ -1,0 +1,240 @@
+"""Topics against labelled data, keyword quality, and speed.
+
+For each labelled set (ag_news, 20newsgroups, stackoverflow_titles, banking77), on the project's
+embeddings, kNN graph (compute.knn.build_graph, k=15) and layout (compute.layout):
+- build_topics with cluster_method fast / accurate: topics per depth, AMI and ARI against the labels
+  (coverage 100%: every row has a topic), NPMI of each topic's top-10 keywords (document
+  co-occurrence in the corpus itself) and topic diversity (unique keywords / all keywords shown);
+- k-means with the true class count on the same embeddings (scikit-learn, n_init=3);
+- UMAP (umap-learn, 5-d, on the same graph) + HDBSCAN (scikit-learn, min_cluster_size 15): AMI / ARI
+  on the rows it clusters, its coverage, and our best depth's AMI on those same rows.
+Speed: build_topics given the graph and layout on synthetic data (Gaussian mixture, 2-D layout
+points) at 100k and 1M rows, without texts and (100k) with real texts repeated.
+
+Run: .venv/bin/python -m benchmarks.topics [--sets a,b] [--skip-speed] [--speed-only]
+Writes benchmarks/results/topics.json. Inputs and reference results are cached in the bench cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from itertools import combinations
+
+import numpy as np
+from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
+
+from atlas_assets.compute import keywords as kw
+from atlas_assets.compute.graph import NeighbourGraph
+from atlas_assets.compute.topics import TopicModel, build_topics
+from atlas_assets.options import NomicTopicOptions
+from benchmarks import data
+
+RESULTS = data.REPO_ROOT / "benchmarks" / "results"
+K_NEIGHBOURS = 15
+
+
+def map_inputs(name: str, vectors: np.ndarray) -> tuple[NeighbourGraph, np.ndarray]:
+    """The project's kNN graph and 2-D layout of a set, computed once and cached."""
+    from atlas_assets.compute.knn import build_graph
+    from atlas_assets.compute.layout import compute_layout, resolve_layout_params
+
+    path = data.CACHE / f"map-{name}-{len(vectors)}.npz"
+    if path.exists():
+        stored = np.load(path)
+        return NeighbourGraph(stored["indices"], stored["distances"], "cosine"), stored["xy"]
+    graph = build_graph(vectors, k=K_NEIGHBOURS, metric="cosine", seed=0)
+    xy = compute_layout(graph, resolve_layout_params(None, len(vectors)), seed=0)
+    data.CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, indices=graph.neighbour_indices, distances=graph.neighbour_distances, xy=xy)
+    return graph, xy
+
+
+def npmi_and_diversity(model: TopicModel, depth: int, terms: kw.TermCounts) -> tuple[float, float]:
+    """Mean NPMI of the top-10 keyword pairs per topic, and unique / total keywords at a depth."""
+    present = (terms.counts > 0).astype(np.float32).tocsc()
+    column_of = {term: i for i, term in enumerate(terms.terms)}
+    n_docs = present.shape[0]
+    topic_scores, all_words = [], []
+    for topic in (t for t in model.topics if t.depth == depth):
+        words = [w for w in topic.keywords[:10] if w in column_of]
+        all_words.extend(topic.keywords[:10])
+        if len(words) < 2:
+            continue
+        columns = present[:, [column_of[w] for w in words]]
+        together = (columns.T @ columns).toarray() / n_docs
+        single = np.diag(together)
+        pair_scores = []
+        for i, j in combinations(range(len(words)), 2):
+            joint = together[i, j]
+            if joint <= 0:
+                pair_scores.append(-1.0)
+                continue
+            pmi = np.log(joint / (single[i] * single[j]))
+            pair_scores.append(float(pmi / -np.log(joint)) if joint < 1 else 1.0)
+        topic_scores.append(float(np.mean(pair_scores)))
+    diversity = len(set(all_words)) / len(all_words) if all_words else 0.0
+    return (float(np.mean(topic_scores)) if topic_scores else float("nan")), diversity
+
+
+def reference_clusterings(name: str, vectors: np.ndarray, graph: NeighbourGraph, n_classes: int) -> dict:
+    """k-means (true class count) and UMAP+HDBSCAN labels, computed once and cached."""
+    path = data.CACHE / f"topic-references-{name}-{len(vectors)}.npz"
+    if path.exists():
+        stored = np.load(path)
+        return {key: stored[key] for key in stored.files}
+    from sklearn.cluster import HDBSCAN, KMeans
+
+    started = time.perf_counter()
+    kmeans = KMeans(n_classes, n_init=3, random_state=0).fit_predict(vectors)
+    kmeans_seconds = time.perf_counter() - started
+    import umap
+
+    started = time.perf_counter()
+    knn_indices = np.column_stack([np.arange(len(vectors)), graph.neighbour_indices])
+    knn_distances = np.column_stack([np.zeros(len(vectors)), graph.neighbour_distances])
+    reduced = umap.UMAP(
+        n_components=5, n_neighbors=K_NEIGHBOURS + 1, min_dist=0.0, metric="cosine", random_state=0,
+        precomputed_knn=(knn_indices, knn_distances),
+    ).fit_transform(vectors)
+    hdbscan = HDBSCAN(min_cluster_size=15).fit_predict(reduced)
+    hdbscan_seconds = time.perf_counter() - started
+    result = {
+        "kmeans": kmeans, "hdbscan": hdbscan,
+        "kmeans_seconds": np.array(kmeans_seconds), "hdbscan_seconds": np.array(hdbscan_seconds),
+    }
+    data.CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **result)
+    return result
+
+
+def _agreement(labels: np.ndarray, found: np.ndarray) -> dict:
+    return {
+        "ami": round(float(adjusted_mutual_info_score(labels, found)), 4),
+        "ari": round(float(adjusted_rand_score(labels, found)), 4),
+    }
+
+
+def evaluate_set(name: str, options_list: list[NomicTopicOptions]) -> dict:
+    dataset = data.LABELLED_SETS[name]()
+    vectors = data.cached_embeddings(name, dataset.texts)
+    graph, xy = map_inputs(name, vectors)
+    labels = dataset.labels
+    n_classes = len(np.unique(labels))
+    references = reference_clusterings(name, vectors, graph, n_classes)
+    clustered = references["hdbscan"] >= 0
+    result: dict = {
+        "rows": len(labels), "classes": n_classes,
+        "kmeans_true_k": {**_agreement(labels, references["kmeans"]), "coverage": 1.0,
+                          "seconds": round(float(references["kmeans_seconds"]), 1)},
+        "umap_hdbscan": {
+            **_agreement(labels[clustered], references["hdbscan"][clustered]),
+            "coverage": round(float(clustered.mean()), 4),
+            "clusters": int(references["hdbscan"].max() + 1),
+            "seconds": round(float(references["hdbscan_seconds"]), 1),
+        },
+        "topics": {},
+    }
+    terms = kw.count_terms(dataset.texts)
+    for options in options_list:
+        key = options.cluster_method + ("+enforce" if options.enforce_topic_hierarchy else "")
+        started = time.perf_counter()
+        model = build_topics(graph, xy, dataset.texts, options, seed=0, vectors=vectors)
+        seconds = time.perf_counter() - started
+        depths = []
+        for depth in range(1, model.n_depths + 1):
+            column = model.assignments[:, depth - 1]
+            npmi, diversity = npmi_and_diversity(model, depth, terms)
+            depths.append({
+                "depth": depth, "topics": int(len(np.unique(column))), **_agreement(labels, column),
+                "coverage": 1.0,
+                "ami_on_hdbscan_rows": round(float(adjusted_mutual_info_score(labels[clustered], column[clustered])), 4),
+                "npmi_top10": round(npmi, 4), "diversity_top10": round(diversity, 4),
+                "example_labels": [t.short_description for t in model.topics if t.depth == depth][:6],
+            })
+        best = max(depths, key=lambda d: d["ami"])
+        result["topics"][key] = {
+            "seconds": round(seconds, 1), "depths": depths, "best_depth": best["depth"],
+            "best_ami": best["ami"],
+            "beats_kmeans": best["ami"] > result["kmeans_true_k"]["ami"],
+            "beats_hdbscan_at_equal_coverage": max(d["ami_on_hdbscan_rows"] for d in depths)
+            > result["umap_hdbscan"]["ami"],
+        }
+    return result
+
+
+def synthetic_map(n_rows: int, seed: int = 0) -> tuple[NeighbourGraph, np.ndarray]:
+    """A 2-D Gaussian mixture (200 blobs) standing in for a layout, and its exact 2-D kNN graph."""
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 20, (200, 2))
+    xy = (centres[rng.integers(0, 200, n_rows)] + rng.normal(0, 1, (n_rows, 2))).astype(np.float32)
+    distances, indices = cKDTree(xy).query(xy, K_NEIGHBOURS + 1)
+    return NeighbourGraph(indices[:, 1:].astype(np.int64), distances[:, 1:].astype(np.float32), "euclidean"), xy
+
+
+def speed(sizes: list[int]) -> list[dict]:
+    rows = []
+    texts_pool = data.ag_news().texts
+    for n_rows in sizes:
+        graph, xy = synthetic_map(n_rows)
+        for method in ("fast", "accurate"):
+            started = time.perf_counter()
+            model = build_topics(graph, xy, None, NomicTopicOptions(cluster_method=method))
+            rows.append({"rows": n_rows, "method": method, "texts": False,
+                         "seconds": round(time.perf_counter() - started, 1),
+                         "topics_per_depth": [int(len(np.unique(c))) for c in model.assignments.T]})
+            print(rows[-1], flush=True)
+        if n_rows <= 100_000:
+            texts = [texts_pool[i % len(texts_pool)] for i in range(n_rows)]
+            started = time.perf_counter()
+            build_topics(graph, xy, texts, NomicTopicOptions())
+            rows.append({"rows": n_rows, "method": "fast", "texts": True,
+                         "seconds": round(time.perf_counter() - started, 1)})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", default=",".join(data.LABELLED_SETS))
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument("--speed-sizes", default="100000,1000000")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "topics.json"
+    report = json.loads(path.read_text()) if path.exists() else {}
+    report["machine"] = {"cores": 2, "python": platform.python_version(),
+                         "note": "shared 2-core machine, other jobs running: times are noisy"}
+    options_list = [
+        NomicTopicOptions(cluster_method="fast"),
+        NomicTopicOptions(cluster_method="accurate"),
+        NomicTopicOptions(cluster_method="fast", enforce_topic_hierarchy=True),
+    ]
+    if not args.speed_only:
+        report.setdefault("sets", {})
+        print(f"{'set':22} {'method':16} {'depth':>5} {'topics':>6} {'AMI':>6} {'ARI':>6} {'NPMI':>6} {'div':>5}")
+        for name in args.sets.split(","):
+            result = evaluate_set(name, options_list)
+            report["sets"][name] = result
+            for key, value in result["topics"].items():
+                for d in value["depths"]:
+                    print(f"{name:22} {key:16} {d['depth']:5} {d['topics']:6} {d['ami']:6.3f} {d['ari']:6.3f} "
+                          f"{d['npmi_top10']:6.3f} {d['diversity_top10']:5.2f}")
+            km, hd = result["kmeans_true_k"], result["umap_hdbscan"]
+            print(f"{name:22} {'k-means true k':16} {'':5} {result['classes']:6} {km['ami']:6.3f} {km['ari']:6.3f}")
+            print(f"{name:22} {'umap+hdbscan':16} {'':5} {hd['clusters']:6} {hd['ami']:6.3f} {hd['ari']:6.3f}"
+                  f"  coverage {hd['coverage']:.2f}")
+            path.write_text(json.dumps(report, indent=1))
+    if not args.skip_speed:
+        report["speed"] = speed([int(s) for s in args.speed_sizes.split(",")])
+        path.write_text(json.dumps(report, indent=1))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
