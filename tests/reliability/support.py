@@ -87,7 +87,10 @@ def digits_vectors(rows: int, start: int = 0) -> tuple[pd.DataFrame, np.ndarray]
 
 
 def record_cases(name: str, count: int) -> None:
-    """Remember how many cases a test ran (docs/reliability.md quotes the file)."""
+    """Remember how many cases a test ran, when ATLAS_RECORD_CASES=1 (docs/reliability.md quotes the
+    file; ordinary runs leave the repository untouched)."""
+    if not os.environ.get("ATLAS_RECORD_CASES"):
+        return
     CASE_COUNTS.parent.mkdir(parents=True, exist_ok=True)
     try:
         counts = json.loads(CASE_COUNTS.read_text())
