@@ -177,17 +177,25 @@ def resolve_layout_params(options: NomicProjectOptions | None, n_rows: int) -> L
     )
 
 
-def _check_graph(graph: NeighbourGraph, params: LayoutParams) -> None:
-    if params.n_neighbors > graph.k:
-        raise InvalidOptionError(
-            f"n_neighbors ({params.n_neighbors}) exceeds the neighbour graph's k ({graph.k}); "
-            f"build the graph with k >= {params.n_neighbors} or lower n_neighbors"
-        )
+def _check_graph(graph: NeighbourGraph, params: LayoutParams) -> LayoutParams:
+    """Validate the graph against the parameters; returns the parameters to use (n_neighbors is
+    lowered to the graph's k when the graph already lists every other row, i.e. tiny maps)."""
     indices = graph.neighbour_indices
     if indices.size and (indices.min() < -1 or indices.max() >= graph.n_rows):
         raise InvalidOptionError(
             "neighbour graph refers to rows outside 0..n_rows-1; rebuild it for the current rows"
         )
+    if params.n_neighbors > graph.k:
+        if graph.k >= graph.n_rows - 1:
+            usable = max(graph.k, 2)
+            return replace(
+                params, n_neighbors=usable, attraction_neighbors=min(params.attraction_neighbors, usable)
+            )
+        raise InvalidOptionError(
+            f"n_neighbors ({params.n_neighbors}) exceeds the neighbour graph's k ({graph.k}); "
+            f"build the graph with k >= {params.n_neighbors} or lower n_neighbors"
+        )
+    return params
 
 
 def fuzzy_graph(graph: NeighbourGraph, params: LayoutParams) -> sp.csr_matrix:
@@ -342,7 +350,7 @@ def compute_layout(
     graph: NeighbourGraph, params: LayoutParams, seed: int = 0, progress: bool = False
 ) -> np.ndarray:
     """(n, 2) float32 map coordinates of the graph's rows; the same for the same graph and seed."""
-    _check_graph(graph, params)
+    params = _check_graph(graph, params)
     n = graph.n_rows
     if n == 0:
         return np.zeros((0, 2), dtype=np.float32)
@@ -367,7 +375,7 @@ def update_layout(
     rows, attracted by their neighbours and repelled by negative samples of the whole map. With no
     old point it is compute_layout.
     """
-    _check_graph(graph, params)
+    params = _check_graph(graph, params)
     previous = np.asarray(previous_xy, dtype=np.float64)
     n = graph.n_rows
     if previous.shape != (n, 2):

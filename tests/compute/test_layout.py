@@ -152,3 +152,10 @@ def test_tiny_and_disconnected_inputs_still_give_a_map() -> None:
     xy = compute_layout(build_graph(blobs, k=10, metric="euclidean"), resolve_layout_params(NomicProjectOptions(n_neighbors=10), 400))
     assert np.isfinite(xy).all()
     assert map_neighbour_overlap(xy, xy) == 1.0
+
+
+def test_a_graph_listing_every_other_row_serves_a_larger_n_neighbors() -> None:
+    vectors = np.random.default_rng(0).normal(size=(9, 4)).astype(np.float32)
+    graph = build_graph(vectors, k=8, metric="euclidean")  # all 8 other rows
+    xy = compute_layout(graph, resolve_layout_params(None, 9))  # n_neighbors 15 > k 8
+    assert xy.shape == (9, 2) and np.isfinite(xy).all()
