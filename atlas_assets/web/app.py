@@ -22,6 +22,7 @@ route answers 401 with the same body as for a map that does not exist.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import html
 import json
 import logging
@@ -61,6 +62,7 @@ PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+STALE_MAP = "this map was rebuilt since the page was loaded: reload the page"
 FLAG_DUPLICATE = 1
 FLAG_DELETION_CANDIDATE = 2
 NOT_AVAILABLE = (
@@ -147,6 +149,14 @@ def _bounds(points: MapPoints) -> list[float]:
     return [float(finite_x.min()), float(finite_y.min()), float(finite_x.max()), float(finite_y.max())]
 
 
+def map_version(source: MapSource) -> str:
+    """A short fingerprint of the map's current build (sources without `version()`: fixed)."""
+    version = getattr(source, "version", None)
+    if not callable(version):
+        return "fixed"
+    return hashlib.sha1(repr(version()).encode()).hexdigest()[:16]
+
+
 def map_meta(source: MapSource) -> dict[str, Any]:
     """The JSON description of a map the viewer starts from."""
     points = source.points()
@@ -154,6 +164,7 @@ def map_meta(source: MapSource) -> dict[str, Any]:
     duplicate_counts = np.bincount(points.duplicate_class, minlength=3)
     return {
         "key": source.key,
+        "version": map_version(source),
         "title": source.title,
         "modality": source.modality,
         "count": len(points),
@@ -223,6 +234,10 @@ def create_app(
             raise HTTPException(401, NOT_AVAILABLE, headers={"WWW-Authenticate": "Bearer"})
         if not source.is_public and not token_matches(source.access_token(), token):
             raise HTTPException(401, NOT_AVAILABLE, headers={"WWW-Authenticate": "Bearer"})
+        seen = request.query_params.get("v")
+        if seen is not None and seen != map_version(source):
+            # rows mean other datums after a rebuild: never answer (or tag!) with the old numbering
+            raise HTTPException(409, STALE_MAP)
         return source
 
     def cache_headers(source: MapSource) -> dict[str, str]:

@@ -575,6 +575,10 @@ class FrameMapSource(TableMapSource):
         super().__init__(key, title, **options)
         self._tables = tables
 
+    def version(self) -> tuple[Any, ...]:
+        """Fixed: the tables of this source never change (a new build is a new source)."""
+        return ("frame", id(self._tables))
+
     def load_tables(self) -> MapTables:
         return self._tables
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import urllib.error
@@ -191,5 +192,38 @@ def test_only_loopback_host_names_are_answered_when_asked(table_map: TableMaps) 
     try:
         assert fetch(server, API + "/meta")[0] == 200
         assert fetch(server, API + "/meta", headers={"Host": "attacker.example"})[0] == 400
+    finally:
+        server.stop()
+
+
+def test_requests_naming_an_older_build_of_the_map_are_refused(table_map: TableMaps) -> None:
+    from atlas_assets.web.app import StaticRegistry
+
+    class Rebuilt(StaticRegistry):
+        """Serves the first source, then (after `swap`) a rebuilt one under the same key."""
+
+        def __init__(self) -> None:
+            super().__init__([table_map.public])
+
+        def swap(self) -> None:
+            from atlas_assets.web.source import FrameMapSource
+
+            tables = dataclasses.replace(table_map.public.load_tables())  # a new build: new tables
+            rebuilt = FrameMapSource(table_map.public.key, "rebuilt", tables)
+            self._sources[rebuilt.key] = rebuilt
+
+    registry = Rebuilt()
+    server = BackgroundServer(create_app(registry))
+    try:
+        version = fetch_json(server, API + "/meta")["version"]
+        assert fetch(server, API + f"/datum/1?v={version}")[0] == 200
+        registry.swap()
+        status, body, _ = fetch(server, API + f"/datum/1?v={version}")
+        assert status == 409 and b"reload the page" in body
+        post = fetch(server, API + f"/tags/stale?v={version}", data=json.dumps({"rows": [1]}).encode(),
+                     headers={"Content-Type": "application/json"})
+        assert post[0] == 409
+        assert TagStore(table_map.index_dir).get_datums_in_tag("stale") == []
+        assert fetch(server, API + "/datum/1")[0] == 200  # API users without ?v= are not bothered
     finally:
         server.stop()

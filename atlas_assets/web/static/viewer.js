@@ -38,8 +38,16 @@
   };
   window.atlasViewer = viewer;
 
+  // every request after meta names the map build it speaks of (?v=): after a rebuild the server
+  // refuses rather than answer, or tag, with the old row numbering
+  const withVersion = (path) => (viewer.meta ? path + (path.includes("?") ? "&" : "?") + "v=" + viewer.meta.version : path);
   async function api(path, options) {
-    const response = await fetch(apiBase + path, Object.assign({ headers: authHeaders }, options || {}));
+    const response = await fetch(apiBase + withVersion(path), Object.assign({ headers: authHeaders }, options || {}));
+    if (response.status === 409 && viewer.meta) {
+      let message = "";
+      try { message = (await response.clone().json()).error || ""; } catch (e) { /* not JSON */ }
+      if (message.includes("rebuilt")) { viewer.stale = true; setStatus("The map was rebuilt since this page was loaded: reload the page."); }
+    }
     if (!response.ok) {
       let message = response.status + " " + response.statusText;
       try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
@@ -571,7 +579,7 @@
     const img = document.createElement("img");
     img.alt = "image of datum " + datum.id;
     img.addEventListener("load", () => { if (img.naturalWidth < 96) img.classList.add("small"); });  // crisp when enlarged
-    img.src = withToken(apiBase + "/image/" + row);
+    img.src = withToken(apiBase + withVersion("/image/" + row));
     return img;
   }
   const tooltip = $("tooltip");
