@@ -25,7 +25,6 @@ import gzip
 import hashlib
 import html
 import json
-import logging
 import socket
 import struct
 import threading
@@ -43,7 +42,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -51,7 +50,6 @@ from atlas_assets.errors import AtlasError
 from atlas_assets.web.auth import presented_token, token_matches
 from atlas_assets.web.source import NO_TOPIC, FieldColumn, MapPoints, MapSource
 
-log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEFAULT_PORT = 8765  # the port of atlas_assets.config.DEFAULT_MAP_SERVER (map_link)
