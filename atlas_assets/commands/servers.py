@@ -43,7 +43,9 @@ def write_workspace(home: Path | None = None) -> Path:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on host:port (closed connections in TIME_WAIT do not count)."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

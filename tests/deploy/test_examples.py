@@ -1,0 +1,69 @@
+"""The example configurations in deploy/ are what they claim: the Kubernetes code location loads every
+dataset's assets with k8s_job_executor, the Helm values use the chart's keys for the run launcher and
+the embedding pool, and the object-store example points the outputs at an fsspec URI."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.datasets import load_digits
+
+from atlas_assets import AtlasDataset
+from tests.conftest import REPO_ROOT
+
+DEPLOY = REPO_ROOT / "deploy"
+
+
+def test_the_kubernetes_code_location_runs_every_step_in_its_own_pod(atlas_home):
+    data = load_digits()
+    dataset = AtlasDataset("k8s/digits", unique_id_field="id")
+    dataset.add_data(pd.DataFrame({"id": [f"d{i}" for i in range(30)]}), embeddings=(data.data[:30] / 16).astype(np.float32))
+    spec = importlib.util.spec_from_file_location("k8s_definitions", DEPLOY / "kubernetes" / "definitions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    definitions = module.defs()
+    assert definitions.executor.name == "k8s"
+    keys = {key.to_user_string() for asset in definitions.assets for key in asset.keys}
+    assert "k8s/digits/raw_data" in keys
+
+
+def test_helm_values_use_the_k8s_run_launcher_and_cap_the_embedding_pool():
+    values = yaml.safe_load((DEPLOY / "kubernetes" / "values.yaml").read_text())
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert deployment["dagsterApiGrpcArgs"] == ["--python-file", "/opt/atlas/definitions.py"]
+    env = {item["name"]: item["value"] for item in deployment["env"]}
+    assert env["ATLAS_OUTPUTS_URI"].startswith("s3://") and env["ATLAS_HOME"] == "/atlas"
+    assert values["concurrency"]["pools"]["defaultLimit"] >= 1
+    assert values["postgresql"]["enabled"] is False and values["global"]["postgresqlSecretName"]
+    dockerfile = (DEPLOY / "kubernetes" / "Dockerfile").read_text()
+    assert "/opt/atlas/definitions.py" in dockerfile and "atlas models install" in dockerfile
+
+
+def test_the_postgres_instance_example_reads_its_url_from_the_environment():
+    config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_POSTGRES_URL"}
+
+
+def test_index_outputs_follow_an_fsspec_uri(atlas_home, monkeypatch):
+    """ATLAS_OUTPUTS_URI moves every index output off the local store (memory:// stands in for s3://)."""
+    example = dict(
+        line.split("=", 1) for line in (DEPLOY / "outputs-s3.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert example["ATLAS_OUTPUTS_URI"].startswith("s3://")
+    monkeypatch.setenv("ATLAS_OUTPUTS_URI", "memory://atlas-outputs")
+    from upath import UPath
+
+    data = load_digits()
+    dataset = AtlasDataset("remote/digits", unique_id_field="id")
+    dataset.add_data(pd.DataFrame({"id": [f"d{i}" for i in range(120)]}), embeddings=(data.data[:120] / 16).astype(np.float32))
+    atlas_map = dataset.create_index(topic_model=False)
+    assert len(atlas_map.embeddings.projected) == 120
+    remote = UPath("memory://atlas-outputs") / "datasets" / "remote" / "digits" / "indices" / atlas_map.atlas_index_id
+    assert (remote / "projection.parquet").exists() and (remote / "duplicates.parquet").exists()
+    local = atlas_home / "datasets" / "remote" / "digits" / "indices" / atlas_map.atlas_index_id
+    assert not (local / "projection.parquet").exists()
