@@ -77,6 +77,17 @@ def live_row_ids(store: DatasetStore, spec: IndexSpec) -> np.ndarray:
     return np.sort(rows[ROW_ID].to_numpy())
 
 
+def rows_embedded_so_far(embeddings: Mapping[str, StageOutput], row_ids: np.ndarray) -> np.ndarray:
+    """Live rows up to the newest embedded one.
+
+    Rows committed while a run works (add_data does not wait for indexing) come after every row of
+    the batches this run embedded: they wait for the next update instead of failing the run. An
+    older row without an embedding still fails loudly in `live_vectors`.
+    """
+    newest = [int(pc.max(output.table[ROW_ID]).as_py()) for output in embeddings.values() if output.table.num_rows]
+    return row_ids[row_ids <= max(newest)] if newest else row_ids
+
+
 def live_vectors(embeddings: Mapping[str, StageOutput], row_ids: np.ndarray) -> np.ndarray:
     """The embedding of each live row, in `row_ids` order; fails loudly when one is missing."""
     tables = [output.table for output in embeddings.values() if output.table.num_rows]
@@ -123,7 +134,7 @@ def build_neighbour_graph(
     previous: StageOutput | None,
 ) -> tuple[StageOutput, dict]:
     timer = Timer()
-    row_ids = live_row_ids(store, spec)
+    row_ids = rows_embedded_so_far(embeddings, live_row_ids(store, spec))
     vectors = live_vectors(embeddings, row_ids)
     k = min(graph_k(spec, len(row_ids)), max(len(row_ids) - 1, 1))
     metric = "cosine"

@@ -229,3 +229,44 @@ def test_kill_9_during_update_indices_then_the_next_update_completes_the_work(at
     _run_to_completion(_update)
     _map_covers_every_live_row(dataset)
     record_cases("crash.update_indices.kills", INDEX_KILLS)
+
+
+# ------------------------------------------------------------------------------ a dead run's slot
+
+def _pooled_step_that_hangs(ready: str) -> None:
+    import dagster as dg
+
+    from atlas_assets.pipeline.runner import _run
+    from resources.instance import get_instance
+
+    @dg.asset(pool="atlas_embedding")
+    def embedding_like() -> None:
+        Path(ready).write_text("in the pooled step")
+        time.sleep(3600)
+
+    _run([embedding_like], None, {}, get_instance())
+
+
+def test_a_run_killed_in_the_embedding_pool_does_not_block_later_runs(atlas_home: Path, tmp_path: Path) -> None:
+    import dagster as dg
+
+    from atlas_assets.pipeline.runner import _run, release_dead_runs
+    from resources.instance import get_instance
+    from tests.reliability.support import wait_for_file
+
+    ready = tmp_path / "ready"
+    worker = start(_pooled_step_that_hangs, str(ready))
+    wait_for_file(ready, timeout=300)
+    kill_hard(worker)
+    instance = get_instance()
+    assert instance.event_log_storage.get_concurrency_info("atlas_embedding").claimed_slots, "the dead run holds the slot"
+    released = release_dead_runs(instance)
+    assert len(released) == 1
+    assert instance.get_run_by_id(released[0]).status == dg.DagsterRunStatus.FAILURE
+    assert not instance.event_log_storage.get_concurrency_info("atlas_embedding").claimed_slots
+
+    @dg.asset(pool="atlas_embedding")
+    def next_embedding() -> int:
+        return 1
+
+    _run([next_embedding], None, {}, instance)  # would wait for ever without the release
