@@ -22,6 +22,14 @@ def test_default_name_gives_the_384_d_minilm(embedder: TextEmbedder) -> None:
     assert load_text_embedder(None) is load_text_embedder("all-MiniLM-L6-v2")  # one per process
 
 
+def test_matches_the_numpy_reference_on_a_few_hard_texts(embedder: TextEmbedder) -> None:
+    reference = ReferenceMiniLM(install_model("NomicEmbed"))
+    texts = ["", "emoji 🎉🔥 and ünïcödé", "東京は日本の首都です。", "A man is playing a guitar."]
+    cosines = cosine_rows(embedder.embed_documents(texts), reference.embed(texts))
+    assert cosines.min() >= 0.9999, cosines
+
+
+@pytest.mark.slow
 def test_matches_the_numpy_reference_on_varied_texts(embedder: TextEmbedder, shared_data) -> None:
     reference = ReferenceMiniLM(install_model("NomicEmbed"))
     figures = measure_fidelity(embedder, reference, fidelity_texts())
