@@ -164,7 +164,6 @@ def _nndescent(
     seed: int,
     progress: bool,
     init_graph: np.ndarray | None = None,
-    init_dist: np.ndarray | None = None,
     delta: float = 0.001,
 ) -> tuple[np.ndarray, np.ndarray]:
     from pynndescent import NNDescent
@@ -180,7 +179,6 @@ def _nndescent(
         low_memory=True,
         compressed=True,
         init_graph=init_graph,
-        init_dist=init_dist,
         verbose=progress,
     )
     indices, distances = index.neighbor_graph
@@ -344,11 +342,21 @@ def _extend_nndescent(
     seed_idx, seed_dist = exact_neighbours(array[sample], array[new], k + 1, metric)
     indices[new] = np.where(seed_idx[:, :k] >= 0, sample[np.maximum(seed_idx[:, :k], 0)], -1)
     distances[new] = seed_dist[:, :k]
-    # extra columns: NN-descent searches k + NNDESCENT_EXTRA_NEIGHBOURS (as in a rebuild)
+    # extra columns: NN-descent searches k + NNDESCENT_EXTRA_NEIGHBOURS (as in a rebuild); in old
+    # rows they start with the nearest new rows that chose them as seeds (the reverse direction)
     extra = NNDESCENT_EXTRA_NEIGHBOURS
     init_graph = np.concatenate([indices, np.full((n, extra), -1, dtype=np.int64)], axis=1)
-    init_dist = np.concatenate([distances, np.full((n, extra), np.inf, dtype=np.float32)], axis=1)
-    init_dist = np.where(init_graph < 0, np.inf, init_dist).astype(np.float32)
-    return _nndescent(
-        array, k, metric, seed, False, init_graph=init_graph.astype(np.int32), init_dist=init_dist, delta=1e-4
-    )
+    pair_old = indices[new].ravel()
+    pair_new = np.repeat(new, k)
+    pair_distance = distances[new].ravel()
+    usable = pair_old >= 0
+    pair_old, pair_new, pair_distance = pair_old[usable], pair_new[usable], pair_distance[usable]
+    order = np.lexsort((pair_distance, pair_old))
+    pair_old, pair_new = pair_old[order], pair_new[order]
+    first_of_group = np.r_[0, np.nonzero(np.diff(pair_old))[0] + 1]
+    rank = np.arange(pair_old.size) - np.repeat(first_of_group, np.diff(np.r_[first_of_group, pair_old.size]))
+    chosen = rank < extra
+    init_graph[pair_old[chosen], k + rank[chosen]] = pair_new[chosen]
+    # distances are recomputed by pynndescent in its own internal scale (squared euclidean, or its
+    # alternative cosine): handing it ours would mix scales in its heaps
+    return _nndescent(array, k, metric, seed, False, init_graph=init_graph.astype(np.int32), delta=1e-4)
