@@ -232,3 +232,46 @@ def test_materialisations_of_three_datasets_share_one_sqlite_instance(atlas_home
     _join_all(workers)
     for number in range(3):
         _projected_is_consistent(AtlasDataset(f"many/parallel-{number}"), {250})
+
+
+def _many_small_runs(number: int, runs: int, ack: str) -> None:
+    import dagster as dg
+
+    from atlas_assets.pipeline.runner import _run
+    from resources.instance import get_instance
+
+    @dg.asset(name=f"tiny_{number}")
+    def tiny() -> int:
+        return number
+
+    instance = get_instance()
+    for _ in range(runs):
+        _run([tiny], None, {}, instance)  # a PipelineError or an OperationalError fails the worker
+        acknowledge(Path(ack), f"run {number}")
+
+
+def _instance_reader(seconds: float, ack: str) -> None:
+    """What the Dagster UI and the daemon do meanwhile: read runs and events."""
+    from resources.instance import get_instance
+
+    instance = get_instance()
+    deadline = time.monotonic() + seconds
+    reads = 0
+    while time.monotonic() < deadline:
+        for run in instance.get_runs(limit=20):
+            instance.all_logs(run.run_id)
+        reads += 1
+    acknowledge(Path(ack), f"reads {reads}")
+
+
+@pytest.mark.slow
+def test_many_processes_writing_one_sqlite_instance_never_see_database_is_locked(atlas_home: Path, tmp_path: Path) -> None:
+    from resources.instance import get_instance
+
+    get_instance()  # create the instance folder once, before the workers race for it
+    ack = tmp_path / "acks.txt"
+    workers = [start(_many_small_runs, number, 5, str(ack)) for number in range(4)]
+    workers.append(start(_instance_reader, 15.0, str(ack)))
+    _join_all(workers)
+    assert sum(line.startswith("run") for line in acknowledged(ack)) == 20
+    record_cases("concurrency.sqlite_runs_at_once", 20)
