@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+from sklearn.datasets import load_sample_images
 
 from atlas_assets.errors import ModelError
 from atlas_assets.options import NomicEmbedOptions
-from resources.embedder import load_text_embedder
+from resources.embedder import load_image_embedder, load_text_embedder
 from resources.model_store import (
     CONFIG_FILE,
     DEFAULT_TEXT_MODEL,
@@ -111,6 +113,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         output=TOKEN_OUTPUT,
     )
     shutil.copy(default / "tokenizer.json", repo / "tokenizer.json")
+    image_repo = root / "local-test" / "effnet-onnx" / "resolve" / "main" / "onnx"
+    image_repo.mkdir(parents=True)
+    shutil.copy(install_model("efficientnet-lite0") / "model.onnx", image_repo / "model.onnx")
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -215,3 +220,19 @@ def test_changed_settings_rebuild_the_folder_in_one_swap(hub_model: ModelSpec) -
     assert install_model(hub_model.name) == folder
     assert json.loads((folder / CONFIG_FILE).read_text())["query_prefix"] == "question: "
     assert [item.name for item in folder.parent.iterdir() if item.name.startswith(".") and not item.name.endswith(".lock")] == []
+
+
+def test_hub_image_model_needs_no_tokenizer(hub: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATLAS_HF_ENDPOINT", hub)
+    monkeypatch.setenv("ATLAS_MODELS", str(tmp_path / "models"))
+    spec = dataclasses.replace(resolve_model("efficientnet-lite0"), name="test-hub-effnet", offline=False,
+                               source=HubSource(repo="local-test/effnet-onnx", tokenizer_file=None))
+    register_model(spec)
+    try:
+        folder = install_model(spec.name)
+        assert sorted(item.name for item in folder.iterdir()) == [CONFIG_FILE, "model.onnx"]
+        photos = [Image.fromarray(array) for array in load_sample_images().images]
+        ours = load_image_embedder(spec.name).embed_images(photos)
+        assert np.abs(ours - load_image_embedder().embed_images(photos)).max() < 1e-6
+    finally:
+        unregister_model(spec.name)
