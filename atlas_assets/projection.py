@@ -6,6 +6,7 @@ it returns is what the last run wrote. Rows are the live rows (deletions applied
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -116,14 +117,40 @@ class AtlasProjection:
         return frame.drop(columns=[ROW_ID])
 
     def _latent(self) -> tuple[np.ndarray, np.ndarray]:
-        """Row ids (map order) and their embeddings."""
-        graph, _ = self._output("neighbour_graph")
-        row_ids = graph[ROW_ID].to_numpy()
-        folder = stage_path(outputs_base(), self._spec.output_dir, "embeddings", "x").parent
-        tables = [read_table(folder / f"{batch.batch_id}.parquet") for batch in self.dataset._record().batches]
-        table = pa.concat_tables(tables)
+        """Row ids (map order) and their embeddings; re-read only when an output file changed."""
+        base = outputs_base()
+        graph_path = stage_path(base, self._spec.output_dir, "neighbour_graph")
+        if not graph_path.exists():
+            self._output("neighbour_graph")  # raises the not-built-yet error
+        folder = stage_path(base, self._spec.output_dir, "embeddings", "x").parent
+        batch_paths = [folder / f"{batch.batch_id}.parquet" for batch in self.dataset._record().batches]
+        # A batch added since the last build has no embeddings yet, and no row in the graph.
+        paths = [graph_path] + [path for path in batch_paths if path.exists()]
+        version = _files_version(paths)
+        cached = _LATENT_CACHE.get(str(graph_path))
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1], cached[2]
+        row_ids = read_table(graph_path, columns=[ROW_ID])[ROW_ID].to_numpy()
+        table = pa.concat_tables([read_table(path, columns=[ROW_ID, "embedding"]) for path in paths[1:]])
         positions = positions_of(table[ROW_ID].to_numpy(), row_ids)
-        return row_ids, arrow_to_matrix(table["embedding"])[positions]
+        vectors = arrow_to_matrix(table["embedding"])[positions]
+        if version is not None:
+            _LATENT_CACHE.clear()  # one map's vectors at a time: they can be large
+            _LATENT_CACHE[str(graph_path)] = (version, row_ids, vectors)
+        return row_ids, vectors
+
+
+# Search on a large map must not re-read every embedding per query: the latest map's vectors are
+# kept, keyed by the files' sizes and modification times (a rewrite changes the key, so a cached
+# copy is never stale). Only local files are keyed this way; object stores are read each time.
+_LATENT_CACHE: dict[str, tuple[tuple, np.ndarray, np.ndarray]] = {}
+
+
+def _files_version(paths: list) -> tuple | None:
+    if any(path.protocol not in ("", "file", "local") for path in paths):
+        return None
+    stats = [os.stat(path.path) for path in paths]
+    return tuple((path.path, stat.st_size, stat.st_mtime_ns) for path, stat in zip(paths, stats))
 
 
 class MapData:

@@ -111,3 +111,15 @@ def test_data_accessor_has_the_fields(news_map):
     frame = news_map.data.df
     assert isinstance(frame, pd.DataFrame)
     assert list(frame.columns) == ["id", "text", "category"]
+
+
+def test_latent_is_reread_when_the_map_is_rebuilt(news_map):
+    from atlas_assets import projection
+
+    first = news_map.embeddings.latent
+    assert news_map.embeddings.latent is first  # unchanged files: the cached copy
+    graph_file = next(projection._LATENT_CACHE.values().__iter__())[0][0][0]
+    import os
+
+    os.utime(graph_file)  # a rewrite changes the modification time
+    assert news_map.embeddings.latent is not first
