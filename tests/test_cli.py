@@ -148,3 +148,16 @@ def test_ingest_index_update_export_and_delete_from_the_command_line(atlas_home,
 
     assert main(["delete", "acme/news", "--yes"]) == 0
     assert not (atlas_home / "datasets" / "acme" / "news").exists()
+
+
+def test_the_readme_starts_with_the_two_commands_and_its_links_resolve():
+    from tests.conftest import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("make ")]
+    assert [c.split()[1] for c in commands[:2]] == ["demo", "test"]
+    import re
+
+    for document in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md")), REPO_ROOT / "deploy" / "README.md"]:
+        for target in re.findall(r"\]\(([^)#:]+)\)", document.read_text()):
+            assert (document.parent / target).exists(), f"{document.name} links to missing {target}"

@@ -90,6 +90,7 @@ def test_create_index_and_update_indices_record_their_runs_in_postgres(postgres_
 
 @pytest.mark.slow
 def test_two_processes_materialise_different_datasets_at_the_same_time(postgres_home):
+    from atlas_assets.pipeline.naming import STAGES, DatasetNames
     from resources.instance import get_instance
 
     script = postgres_home / "digits.py"
@@ -109,10 +110,13 @@ def test_two_processes_materialise_different_datasets_at_the_same_time(postgres_
     records = instance.get_run_records()
     assert len(records) == 8 and all(record.dagster_run.is_success for record in records)
     windows = {}
+    by_id = {record.dagster_run.run_id: record for record in records}
     for dataset in ("left", "right"):
-        mine = [r for r in records if r.dagster_run.tags.get("atlas/dataset") == dataset
-                or any(dataset in str(key) for key in (r.dagster_run.asset_selection or []))]
-        assert len(mine) == 4, dataset
+        names = DatasetNames("pg", dataset)
+        keys = [names.raw_data] + [names.stage("digits", stage) for stage in STAGES]
+        run_ids = {event.run_id for key in keys for event in instance.fetch_materializations(key, limit=100).records}
+        assert len(run_ids) == 4, dataset  # its two batch runs and its two runs over all batches
+        mine = [by_id[run_id] for run_id in run_ids]
         windows[dataset] = (min(r.start_time for r in mine), max(r.end_time for r in mine))
     # the two processes' runs overlapped in time: both wrote to the one database concurrently
     (left_start, left_end), (right_start, right_end) = windows["left"], windows["right"]
