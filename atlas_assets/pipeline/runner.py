@@ -102,12 +102,24 @@ def _run(assets, selection, resources, instance, partition_key=None, tags=None) 
     )
     if not result.success:
         failures = [
-            event.event_specific_data.error.message.strip()
+            _with_cause(event.event_specific_data.error)
             for event in result.all_events
             if event.is_step_failure and event.event_specific_data and event.event_specific_data.error
         ]
         detail = failures[0] if failures else "see the run in the Dagster UI"
         raise PipelineError(f"materialisation failed (run {result.run_id}): {detail}")
+
+
+def _with_cause(error) -> str:
+    """The step's error and its root cause (Dagster wraps e.g. 'No space left on device' in a generic
+    'Error occurred while handling output')."""
+    message = error.message.strip()
+    root = error
+    while getattr(root, "cause", None) is not None:
+        root = root.cause
+    if root is not error:
+        message += f" caused by {root.message.strip()}"
+    return message
 
 
 def materialize_indices(

@@ -149,3 +149,26 @@ def test_a_file_size_limit_makes_a_clear_error_and_writes_nothing(atlas_home: Pa
     assert fingerprint(atlas_home / "datasets") == before
     dataset.add_data(_news(3000, start=10_000))  # without the limit it works
     assert dataset.total_datums == 3050
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_update_indices_keeps_the_old_map(small_home: Path) -> None:
+    from tests.reliability.support import digits_vectors
+
+    dataset = AtlasDataset("disk/map", unique_id_field="id")
+    frame, vectors = digits_vectors(300)
+    dataset.add_data(frame, embeddings=vectors)
+    dataset.create_index(name="map", projection={"n_neighbors": 10, "n_epochs": 50}, topic_model=False,
+                         duplicate_detection=False)
+    frame, vectors = digits_vectors(40, start=300)
+    dataset.add_data(frame, embeddings=vectors)
+    indices = small_home / "datasets" / "disk" / "map" / "indices"
+    before = fingerprint(indices)
+    filler = _fill(small_home, leave=1_000)
+    with pytest.raises(AtlasError, match="No space left on device"):
+        dataset.update_indices()
+    assert fingerprint(indices) == before, "a failed materialisation changed the map's files"
+    assert len(dataset.get_map("map").embeddings.projected) == 300  # the old map still reads
+    filler.unlink()
+    dataset.update_indices()
+    assert len(dataset.get_map("map").embeddings.projected) == 340
