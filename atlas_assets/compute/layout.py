@@ -287,13 +287,77 @@ def diffusion_init(weights: sp.csr_matrix, seed: int, n_steps: int = 60) -> np.n
     return block @ rotation[:, np.argsort(-values)[:2]]
 
 
-def initial_positions(weights: sp.csr_matrix, params: LayoutParams, seed: int) -> np.ndarray:
+def _component_coords(weights: sp.csr_matrix, params: LayoutParams, seed: int) -> np.ndarray:
+    """Initial coordinates of one connected graph, centred, largest absolute coordinate 1."""
     n = weights.shape[0]
     coords = None
-    if params.init == "spectral" or (params.init == "auto" and n <= SPECTRAL_MAX_ROWS):
+    if n >= 4 and (params.init == "spectral" or (params.init == "auto" and n <= SPECTRAL_MAX_ROWS)):
         coords = spectral_init(weights, seed)
     if coords is None:
-        coords = diffusion_init(weights, seed)
+        if n >= 4:
+            coords = diffusion_init(weights, seed)
+        else:
+            coords = np.random.default_rng(seed).normal(size=(n, 2))
+    coords = coords - coords.mean(axis=0)
+    largest = np.abs(coords).max()
+    return coords / largest if largest > 0 else coords
+
+
+def _component_centres(
+    labels: np.ndarray, sizes: np.ndarray, vectors: np.ndarray | None, cosine: bool
+) -> np.ndarray:
+    """2-D positions of the connected components: the first two principal axes of their centroids
+    when the vectors are given (so related components sit near each other, as umap-learn does),
+    else a golden-angle spiral, largest component in the middle."""
+    n_components = sizes.size
+    if vectors is not None and len(vectors) == len(labels) and n_components > 2:
+        data = np.asarray(vectors, dtype=np.float32)
+        if cosine:
+            data = data / np.maximum(np.linalg.norm(data, axis=1, keepdims=True), 1e-12)
+        membership = sp.csr_matrix(
+            (np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))),
+            shape=(n_components, len(labels)),
+        )
+        centroids = np.asarray(membership @ data) / sizes[:, None]
+        centred = centroids - centroids.mean(axis=0)
+        _, _, axes = np.linalg.svd(centred, full_matrices=False)
+        return centred @ axes[:2].T
+    order = np.argsort(-sizes, kind="stable")
+    rank = np.empty(n_components)
+    rank[order] = np.arange(n_components)
+    angle = rank * 2.399963  # golden angle
+    return np.column_stack([np.sqrt(rank) * np.cos(angle), np.sqrt(rank) * np.sin(angle)])
+
+
+def initial_positions(
+    weights: sp.csr_matrix,
+    params: LayoutParams,
+    seed: int,
+    vectors: np.ndarray | None = None,
+    cosine: bool = True,
+) -> np.ndarray:
+    """Spectral / diffusion coordinates of each connected component, components laid side by side
+    (see _component_centres), scaled so the largest coordinate is INIT_EXTENT."""
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    n_components, labels = connected_components(weights, directed=False)
+    if n_components == 1:
+        return _scaled(_component_coords(weights, params, seed), seed)
+    sizes = np.bincount(labels, minlength=n_components).astype(np.float64)
+    centres = _component_centres(labels, sizes, vectors, cosine)
+    centres = centres - centres.mean(axis=0)
+    centres *= INIT_EXTENT / max(float(np.abs(centres).max()), 1e-12)
+    gap, _ = cKDTree(centres).query(centres, k=2)
+    radius = np.clip(0.45 * gap[:, 1], 1e-3, None)
+    rng = np.random.default_rng(seed)
+    coords = centres[labels] + rng.normal(scale=1e-2, size=(len(labels), 2)) * radius[labels, None]
+    order = np.argsort(labels, kind="stable")
+    bounds = np.r_[0, np.cumsum(sizes).astype(np.int64)]
+    for component in np.nonzero(sizes >= 4)[0]:
+        rows = order[bounds[component] : bounds[component + 1]]
+        local = _component_coords(weights[rows][:, rows], params, seed + int(component))
+        coords[rows] = centres[component] + local * radius[component]
     return _scaled(coords, seed)
 
 
@@ -347,9 +411,17 @@ def _optimise(
 
 
 def compute_layout(
-    graph: NeighbourGraph, params: LayoutParams, seed: int = 0, progress: bool = False
+    graph: NeighbourGraph,
+    params: LayoutParams,
+    seed: int = 0,
+    progress: bool = False,
+    vectors: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(n, 2) float32 map coordinates of the graph's rows; the same for the same graph and seed."""
+    """(n, 2) float32 map coordinates of the graph's rows; the same for the same graph and seed.
+
+    vectors (optional, the rows the graph was built from) only place disconnected parts of the
+    graph relative to each other (by their centroids); without them such parts are set side by side.
+    """
     params = _check_graph(graph, params)
     n = graph.n_rows
     if n == 0:
@@ -357,7 +429,7 @@ def compute_layout(
     if n == 1:
         return np.zeros((1, 2), dtype=np.float32)
     weights = fuzzy_graph(graph, params)
-    xy = initial_positions(weights, params, seed)
+    xy = initial_positions(weights, params, seed, vectors, graph.metric == "cosine")
     if weights.nnz == 0:
         return xy
     return _optimise(xy, weights, params, params.n_epochs, seed, np.zeros(0, dtype=np.bool_), progress)

@@ -159,3 +159,16 @@ def test_a_graph_listing_every_other_row_serves_a_larger_n_neighbors() -> None:
     graph = build_graph(vectors, k=8, metric="euclidean")  # all 8 other rows
     xy = compute_layout(graph, resolve_layout_params(None, 9))  # n_neighbors 15 > k 8
     assert xy.shape == (9, 2) and np.isfinite(xy).all()
+
+
+def test_disconnected_parts_are_placed_by_their_centroids_when_vectors_are_given() -> None:
+    # three well separated blobs on a line: A near B, C far away; the graph has three components
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0] * 5, [30.0] + [0.0] * 4, [300.0] + [0.0] * 4])
+    vectors = np.concatenate([rng.normal(size=(150, 5)) + centre for centre in centres]).astype(np.float32)
+    graph = build_graph(vectors, k=10, metric="euclidean")
+    params = resolve_layout_params(NomicProjectOptions(n_neighbors=10), len(vectors))
+    xy = compute_layout(graph, params, vectors=vectors)
+    a, b, c = (xy[i * 150 : (i + 1) * 150].mean(axis=0) for i in range(3))
+    assert np.linalg.norm(a - b) < np.linalg.norm(a - c)
+    assert random_triplet_accuracy(vectors, xy, metric="euclidean") > 0.8
