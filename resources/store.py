@@ -193,7 +193,11 @@ class DatasetStore(dg.ConfigurableResource):
         for path in sorted(self.datasets_root.glob(f"*/*/{RECORD_FILE}")):
             if path.parent.name.startswith(".") or path.parent.parent.name.startswith("."):
                 continue
-            records.append(DatasetRecord.model_validate_json(path.read_text(encoding="utf-8")))
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:  # deleted (renamed aside) since the listing: not a dataset any more
+                continue
+            records.append(DatasetRecord.model_validate_json(text))
         return records
 
     def get_dataset_by_id(self, dataset_id: str) -> DatasetRecord:

@@ -275,3 +275,28 @@ def test_many_processes_writing_one_sqlite_instance_never_see_database_is_locked
     _join_all(workers)
     assert sum(line.startswith("run") for line in acknowledged(ack)) == 20
     record_cases("concurrency.sqlite_runs_at_once", 20)
+
+
+def _churn_datasets(seconds: float) -> None:
+    store = DatasetStore()
+    deadline = time.monotonic() + seconds
+    number = 0
+    while time.monotonic() < deadline:
+        store.create_dataset("churn", f"d{number % 5}", unique_id_field="id", exist_ok=True)
+        store.delete_dataset("churn", f"d{number % 5}")
+        number += 1
+
+
+def test_listing_datasets_while_others_are_created_and_deleted_never_fails(atlas_home: Path) -> None:
+    """What `atlas serve` does on every request while a notebook creates and deletes datasets."""
+    store = DatasetStore()
+    store.create_dataset("stays", "here", unique_id_field="id")
+    churner = start(_churn_datasets, 6.0)
+    listings = 0
+    while churner.is_alive():
+        identifiers = {record.identifier for record in store.list_datasets()}
+        assert "stays/here" in identifiers
+        listings += 1
+    _join_all([churner])
+    assert listings > 100
+    record_cases("concurrency.listings_during_churn", listings)
