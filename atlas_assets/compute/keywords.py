@@ -156,17 +156,21 @@ def pick_keywords(scores: np.ndarray, counts: np.ndarray, terms: np.ndarray, n: 
 
 
 def short_description(keywords: Sequence[str], max_words: int = 3) -> str:
-    """2-3 words from the first keywords: "Credit card, refund"; empty when there are no keywords."""
+    """2-3 words from the first keywords, no word twice: "Credit card, refund"; "" without keywords."""
     parts: list[str] = []
+    seen: set[str] = set()
     n_words = 0
     for keyword in keywords:
-        words = len(keyword.split(" "))
-        if n_words + words > max_words:
+        words = keyword.split(" ")
+        if seen & set(words):
+            continue
+        if n_words + len(words) > max_words:
             if n_words >= 2:
                 break
             continue
         parts.append(keyword)
-        n_words += words
+        seen.update(words)
+        n_words += len(words)
         if n_words >= 2 and len(parts) >= 2:
             break
     text = ", ".join(parts)

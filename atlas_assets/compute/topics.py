@@ -245,11 +245,16 @@ def _fold_small(
 # Step 3: the merge tree
 
 
-def _merge_sequence(between: np.ndarray, centroids: np.ndarray, sizes: np.ndarray) -> list[tuple[int, int]]:
+def _merge_sequence(
+    between: np.ndarray, centroids: np.ndarray, sizes: np.ndarray, criterion: str = "modularity"
+) -> list[tuple[int, int]]:
     """Greedy modularity agglomeration of communities: the (kept, absorbed) pairs in merge order.
 
-    Only communities sharing edges are merged while any such pair is left (so merged topics stay
-    contiguous); after that, the smallest remaining piece joins the one with the nearest centroid.
+    Only communities sharing edges are merged (so merged topics stay contiguous), with one
+    exception: an island (a community without edges to any other, e.g. a small group the layout
+    put apart) joins the community with the nearest 2-D centroid as soon as that costs less
+    modularity than the best connected merge. Without that, a few tiny islands would be kept as
+    whole topics at depth 1 while the main map is forced into one.
     """
     centroids = centroids.astype(np.float64).copy()
     sizes = sizes.astype(np.float64).copy()
@@ -263,9 +268,15 @@ def _merge_sequence(between: np.ndarray, centroids: np.ndarray, sizes: np.ndarra
         total = weights.sum()
     share = weights.sum(axis=1) / total
     alive = np.ones(n_comm, dtype=bool)
+    n_points = max(float(sizes.sum()), 1.0)
 
     def gains(row: int) -> np.ndarray:
-        gain = np.where(weights[row] > 0, 2.0 * (weights[row] / total - share[row] * share), -np.inf)
+        if criterion == "ward":
+            # Minus the rise in within-topic squared distance on the map (Ward), per row of data.
+            spread = ((centroids - centroids[row]) ** 2).sum(axis=1) * sizes * sizes[row] / np.maximum(sizes + sizes[row], 1e-12)
+            gain = np.where(weights[row] > 0, -spread / n_points, -np.inf)
+        else:
+            gain = np.where(weights[row] > 0, 2.0 * (weights[row] / total - share[row] * share), -np.inf)
         gain[~alive] = -np.inf
         gain[row] = -np.inf
         return gain
@@ -281,12 +292,16 @@ def _merge_sequence(between: np.ndarray, centroids: np.ndarray, sizes: np.ndarra
         candidates = np.where(alive, best_gain, -np.inf)
         kept = int(np.argmax(candidates))
         absorbed = int(best_partner[kept])
-        if not np.isfinite(candidates[kept]):
-            kept = int(np.argmin(np.where(alive, sizes, np.inf)))
-            gap = ((centroids - centroids[kept]) ** 2).sum(axis=1)
-            gap[~alive] = np.inf
-            gap[kept] = np.inf
-            absorbed = int(np.argmin(gap))
+        islands = np.nonzero(alive & ~np.isfinite(best_gain))[0]
+        if len(islands) and not candidates[kept] >= 0:
+            gap = ((centroids[islands][:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+            gap[:, ~alive] = np.inf
+            gap[np.arange(len(islands)), islands] = np.inf
+            nearest = np.argmin(gap, axis=1)
+            island_gain = -2.0 * share[islands] * share[nearest]
+            pick = int(np.argmax(island_gain))
+            if not np.isfinite(candidates[kept]) or island_gain[pick] > candidates[kept]:
+                kept, absorbed = int(islands[pick]), int(nearest[pick])
         if absorbed < kept:
             kept, absorbed = absorbed, kept
         merges.append((kept, absorbed))
@@ -536,10 +551,11 @@ def build_topics(
         np.add.at(leaf_centroids, membership, xy)
         leaf_centroids /= np.maximum(leaf_sizes, 1)[:, None]
         leaves = _Leaves(_community_weights(weights, membership, n_leaves), leaf_centroids, leaf_sizes)
+        broad = "ward" if options.cluster_method == "fast" else "modularity"
         if options.enforce_topic_hierarchy:
-            leaf_levels = _top_down(leaves, counts)
+            leaf_levels = _top_down(leaves, counts, broad)
         else:
-            leaf_levels = _bottom_up(leaves, counts)
+            leaf_levels = _bottom_up(leaves, counts, broad)
         levels = [leaf_level[membership] for leaf_level in leaf_levels]
         if options.cluster_method == "accurate":
             levels = _refine(weights, levels)
@@ -569,7 +585,7 @@ class _Leaves:
         return _Leaves(between, centroids, sizes)
 
 
-def _group(leaves: _Leaves, target: int) -> np.ndarray:
+def _group(leaves: _Leaves, target: int, criterion: str = "modularity") -> np.ndarray:
     """Exactly min(target, n) groups of the leaves (a label 0..k-1 per leaf) from the merge tree.
 
     The greedy merges only depend on the summed weights between groups, so grouping the groups of
@@ -579,7 +595,7 @@ def _group(leaves: _Leaves, target: int) -> np.ndarray:
     n_leaves = len(leaves.sizes)
     if target >= n_leaves:
         return np.arange(n_leaves)
-    merges = _merge_sequence(leaves.between, leaves.centroids, leaves.sizes)
+    merges = _merge_sequence(leaves.between, leaves.centroids, leaves.sizes, criterion)
     return np.unique(_cut(n_leaves, merges, max(target, 1)), return_inverse=True)[1]
 
 
@@ -631,27 +647,30 @@ def _refine(weights: sparse.csr_matrix, levels: list[np.ndarray], sweeps: int = 
     return refined
 
 
-def _bottom_up(leaves: _Leaves, counts: list[int]) -> list[np.ndarray]:
-    """Deepest depth first from the leaves, each broader depth grouping the topics below it."""
+def _bottom_up(leaves: _Leaves, counts: list[int], broad: str) -> list[np.ndarray]:
+    """Deepest depth first from the leaves (modularity), each broader depth grouping the topics
+    below it by the `broad` criterion."""
     levels = [_group(leaves, counts[-1])]
     for count in reversed(counts[:-1]):
         finer = levels[0]
-        levels.insert(0, _group(leaves.grouped(finer), count)[finer])
+        levels.insert(0, _group(leaves.grouped(finer), count, broad)[finer])
     return levels
 
 
-def _top_down(leaves: _Leaves, counts: list[int]) -> list[np.ndarray]:
-    """Depth 1 from the leaves; every topic then split on its own, in proportion to its size."""
-    levels = [_group(leaves, counts[0])]
+def _top_down(leaves: _Leaves, counts: list[int], broad: str) -> list[np.ndarray]:
+    """Depth 1 from the leaves; every topic then split on its own, in proportion to its size (the
+    deepest depth by modularity, broader ones by the `broad` criterion)."""
+    levels = [_group(leaves, counts[0], broad)]
     total = leaves.sizes.sum()
-    for count in counts[1:]:
+    for depth_index, count in enumerate(counts[1:], start=1):
+        criterion = "modularity" if depth_index == len(counts) - 1 else broad
         parent = levels[-1]
         level = np.zeros(len(parent), dtype=np.int64)
         offset = 0
         for parent_label in np.unique(parent):
             members = np.nonzero(parent == parent_label)[0]
             wanted = max(2, int(round(count * leaves.sizes[members].sum() / total)))
-            label = _group(leaves.subset(members), min(wanted, len(members)))
+            label = _group(leaves.subset(members), min(wanted, len(members)), criterion)
             level[members] = label + offset
             offset += int(label.max()) + 1
         levels.append(level)
