@@ -230,8 +230,8 @@ def synthetic_graph(n_rows: int, dimensions: int, seed: int = 0):
     indices[near, 0] = (near + 1) % n_rows
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     distances = np.empty((n_rows, 15), dtype=np.float32)
-    for start in range(0, n_rows, 100_000):
-        stop = min(n_rows, start + 100_000)
+    for start in range(0, n_rows, 20_000):
+        stop = min(n_rows, start + 20_000)
         distances[start:stop] = 1.0 - np.einsum("ikd,id->ik", unit[indices[start:stop]], unit[start:stop])
     order = np.argsort(distances, axis=1)
     return NeighbourGraph(np.take_along_axis(indices, order, 1), np.take_along_axis(distances, order, 1), "cosine"), vectors

@@ -24,6 +24,7 @@ from atlas_assets.errors import InvalidOptionError
 SINGLETON = "singleton"
 RETENTION = "retention candidate"
 DELETION = "deletion candidate"
+_EDGES_PER_CHUNK = 200_000
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,36 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
+def _row_hashes(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of every row's bytes (multiply-add over 8-byte words, wrapping)."""
+    raw = np.ascontiguousarray(rows).view(np.uint8).reshape(len(rows), -1)
+    pad = (-raw.shape[1]) % 8
+    if pad:
+        raw = np.hstack([raw, np.zeros((len(rows), pad), dtype=np.uint8)])
+    words = raw.view(np.uint64)
+    multipliers = np.random.default_rng(12345).integers(1, 2**63, words.shape[1], dtype=np.uint64) | np.uint64(1)
+    hashes = np.zeros(len(rows), dtype=np.uint64)
+    for start in range(0, len(rows), 65_536):
+        block = words[start : start + 65_536]
+        with np.errstate(over="ignore"):
+            hashes[start : start + 65_536] = (block * multipliers).sum(axis=1, dtype=np.uint64)
+    return hashes
+
+
 def _exact_copy_pairs(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row, first row with the same bytes) for every row that repeats an earlier vector exactly."""
+    """(row, first row with the same bytes) for every row that repeats an earlier vector exactly.
+
+    Rows are grouped by a hash of their bytes and every candidate is compared byte for byte with
+    its group's first row, so a hash collision can never join two different vectors.
+    """
     rows = np.ascontiguousarray(vectors)
-    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-    _, first_of, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    hashes = _row_hashes(rows)
+    _, first_of, inverse = np.unique(hashes, return_index=True, return_inverse=True)
     representative = first_of[inverse.ravel()]
     copies = np.nonzero(representative != np.arange(len(rows)))[0]
-    return copies, representative[copies]
+    same = np.all(rows[copies] == rows[representative[copies]], axis=1) if len(copies) else np.zeros(0, bool)
+    # NaN never equals itself; rows that differ despite the hash stay apart.
+    return copies[same], representative[copies[same]]
 
 
 def find_duplicates(graph: NeighbourGraph, vectors: np.ndarray, cutoff: float = 0.1) -> DuplicateResult:
@@ -104,8 +127,11 @@ def find_duplicates(graph: NeighbourGraph, vectors: np.ndarray, cutoff: float = 
     if graph.metric == "cosine":
         near = graph.neighbour_distances.ravel()[valid] <= cutoff + 1e-3
         source, target = source[near], target[near]
-    distance = 1.0 - np.einsum("ij,ij->i", unit[source], unit[target])
-    close = distance <= cutoff + 1e-6
+    close = np.zeros(len(source), dtype=bool)
+    for start in range(0, len(source), _EDGES_PER_CHUNK):  # bounded memory for euclidean graphs
+        stop = start + _EDGES_PER_CHUNK
+        distance = 1.0 - np.einsum("ij,ij->i", unit[source[start:stop]], unit[target[start:stop]])
+        close[start:stop] = distance <= cutoff + 1e-6
     copy_rows, copy_of = _exact_copy_pairs(vectors)
     root = _union_all(
         n_rows, np.concatenate([source[close], copy_rows]), np.concatenate([target[close], copy_of])

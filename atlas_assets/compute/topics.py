@@ -377,6 +377,13 @@ def _unique_names(names: list[str], alternatives: list[list[str]], sizes: list[i
     return final
 
 
+def _members_by_topic(assignment: np.ndarray) -> dict[int, np.ndarray]:
+    """Rows of every topic id in one sort (not one full scan per topic: 1,000 topics x 1M rows)."""
+    order = np.argsort(assignment, kind="stable")
+    ids, starts = np.unique(assignment[order], return_index=True)
+    return {int(t): rows for t, rows in zip(ids, np.split(order, starts[1:]), strict=True)}
+
+
 def _representatives(
     assignment: np.ndarray, topic_ids: np.ndarray, xy: np.ndarray, vectors: np.ndarray | None
 ) -> dict[int, int]:
@@ -384,8 +391,9 @@ def _representatives(
     result: dict[int, int] = {}
     if vectors is not None:
         unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    members_of = _members_by_topic(assignment)
     for topic_id in topic_ids:
-        members = np.nonzero(assignment == topic_id)[0]
+        members = members_of[int(topic_id)]
         if vectors is not None:
             direction = unit[members].mean(axis=0)
             result[int(topic_id)] = int(members[np.argmax(unit[members] @ direction)])
@@ -409,6 +417,7 @@ def _name_topics(
         topic_ids = np.unique(column)
         sizes = np.bincount(column, minlength=int(topic_ids.max()) + 1)
         representative = _representatives(column, topic_ids, xy, vectors)
+        members_of = _members_by_topic(column)
         keywords_of: dict[int, list[str]] = {int(t): [] for t in topic_ids}
         if terms is not None and terms.counts.shape[1]:
             groups: dict[int | None, list[int]] = {}
@@ -418,7 +427,7 @@ def _name_topics(
                 keywords_of.update(_sibling_keywords(terms, column, siblings))
         names, alternatives = [], []
         for number, topic_id in enumerate(topic_ids, start=1):
-            centre = xy[column == topic_id].mean(axis=0)
+            centre = xy[members_of[int(topic_id)]].mean(axis=0)
             positional = f"Topic {number} ({position_name(centre, xy)})"
             words = keywords_of[int(topic_id)]
             if words:
@@ -432,7 +441,7 @@ def _name_topics(
                 alternatives.append([])
         names = _unique_names(names, alternatives, [int(sizes[t]) for t in topic_ids])
         for name, topic_id in zip(names, topic_ids, strict=True):
-            members = column == topic_id
+            members = members_of[int(topic_id)]
             centre = xy[members].mean(axis=0)
             row = representative[int(topic_id)]
             words = keywords_of[int(topic_id)]
@@ -444,9 +453,9 @@ def _name_topics(
                     short_description=name,
                     description=kw.long_description(words, texts[row] if texts is not None else None)
                     if texts is not None
-                    else f"{name}: {int(members.sum())} rows around ({centre[0]:.2f}, {centre[1]:.2f})",
+                    else f"{name}: {len(members)} rows around ({centre[0]:.2f}, {centre[1]:.2f})",
                     keywords=words,
-                    size=int(members.sum()),
+                    size=len(members),
                     centroid_x=float(centre[0]),
                     centroid_y=float(centre[1]),
                     representative_row=row,
