@@ -142,7 +142,7 @@ def _dict_layout(rows: list[Any]) -> dict[str, pa.DataType | None]:
             if layout.get(key) is None and value is not None:
                 try:
                     layout[key] = pa.array([value]).type
-                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
                     layout[key] = None  # _from_dicts reports it
             else:
                 layout.setdefault(key, None)
@@ -177,9 +177,10 @@ def _from_dicts(
             continue
         try:
             columns[name] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as error:
             raise InvalidDataError(
-                f"field {name!r} mixes types across rows ({error}); give every row the same type"
+                f"field {name!r} cannot be converted ({error}); give every row the same type, integers "
+                "within 64 bits"
             ) from None
     if not columns:  # keep the row count of a table without columns
         return pa.table({"_": pa.nulls(len(rows))}).drop_columns(["_"])

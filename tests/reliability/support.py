@@ -98,3 +98,27 @@ def record_cases(name: str, count: int) -> None:
         counts = {}
     counts[name] = count
     CASE_COUNTS.write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+
+
+# ------------------------------------------------------------------------------ materialising workers
+# Materialisations run in *spawned* children: numba's OpenMP threading layer terminates a forked
+# child ("fork() called from a process already using GNU OpenMP") once the parent has built a map.
+SPAWN = multiprocessing.get_context("spawn")
+INDEX_OPTIONS = dict(projection={"n_neighbors": 10, "n_epochs": 50}, topic_model=False, duplicate_detection=False)
+
+
+def index_dataset(identifier: str, create: bool) -> None:
+    """create_index (map "map", small options) or update_indices of one dataset."""
+    from atlas_assets.dataset import AtlasDataset
+
+    dataset = AtlasDataset(identifier)
+    if create:
+        dataset.create_index(name="map", **INDEX_OPTIONS)
+    else:
+        dataset.update_indices()
+
+
+def start_indexing(identifier: str, create: bool) -> multiprocessing.Process:
+    process = SPAWN.Process(target=index_dataset, args=(identifier, create), daemon=True)
+    process.start()
+    return process

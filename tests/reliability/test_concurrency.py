@@ -21,7 +21,7 @@ from atlas_assets.dataset import AtlasDataset
 from atlas_assets.errors import AtlasError
 from atlas_assets.pipeline.sensors import ingest_inbox, inbox_dir
 from resources.store import DatasetStore
-from tests.reliability.support import FORK, acknowledge, acknowledged, digits_vectors, record_cases, start
+from tests.reliability.support import acknowledge, acknowledged, digits_vectors, record_cases, start, start_indexing
 
 log = logging.getLogger(__name__)
 
@@ -167,17 +167,6 @@ def test_a_file_still_being_copied_into_the_inbox_is_not_ingested_half(atlas_hom
 
 # ------------------------------------------------------------------------------ materialising while adding
 
-INDEX_OPTIONS = dict(projection={"n_neighbors": 10, "n_epochs": 50}, topic_model=False, duplicate_detection=False)
-
-
-def _index(identifier: str, create: bool) -> None:
-    dataset = AtlasDataset(identifier)
-    if create:
-        dataset.create_index(name="map", **INDEX_OPTIONS)
-    else:
-        dataset.update_indices()
-
-
 def _projected_is_consistent(dataset: AtlasDataset, sizes: set[int]) -> int:
     projected = dataset.get_map("map").embeddings.projected
     assert len(projected) in sizes, f"{len(projected)} rows is no committed state ({sorted(sizes)})"
@@ -191,14 +180,14 @@ def test_rows_added_during_a_materialisation_appear_after_the_next_update(atlas_
     dataset = AtlasDataset("many/vectors", unique_id_field="id")
     frame, vectors = digits_vectors(300)
     dataset.add_data(frame, embeddings=vectors)
-    creator = start(_index, "many/vectors", True)
+    creator = start_indexing("many/vectors", True)
     creator.join(600)
     assert creator.exitcode == 0
     sizes = {300}
     frame, vectors = digits_vectors(60, start=300)
     dataset.add_data(frame, embeddings=vectors)
     sizes.add(360)
-    updater = start(_index, "many/vectors", False)
+    updater = start_indexing("many/vectors", False)
     added, reads = 360, 0
     while updater.is_alive():  # add rows and read the map while the run writes
         if added < 600:
@@ -211,7 +200,7 @@ def test_rows_added_during_a_materialisation_appear_after_the_next_update(atlas_
         time.sleep(0.2)
     assert updater.exitcode == 0
     _projected_is_consistent(dataset, sizes)
-    _index("many/vectors", False)  # the next update brings every row added mid-run onto the map
+    _join_all([start_indexing("many/vectors", False)])  # the next update brings every row added mid-run onto the map
     assert _projected_is_consistent(dataset, {added}) == added
     record_cases("concurrency.map_reads_during_a_run", reads)
 
@@ -223,12 +212,12 @@ def test_materialisations_of_three_datasets_share_one_sqlite_instance(atlas_home
         dataset = AtlasDataset(f"many/parallel-{number}", unique_id_field="id")
         frame, vectors = digits_vectors(200, start=200 * number)
         dataset.add_data(frame, embeddings=vectors)
-    workers = [start(_index, f"many/parallel-{number}", True) for number in range(3)]
+    workers = [start_indexing(f"many/parallel-{number}", True) for number in range(3)]
     _join_all(workers)
     for number in range(3):
         frame, vectors = digits_vectors(50, start=1000 + 50 * number)
         AtlasDataset(f"many/parallel-{number}").add_data(frame, embeddings=vectors)
-    workers = [start(_index, f"many/parallel-{number}", False) for number in range(3)]
+    workers = [start_indexing(f"many/parallel-{number}", False) for number in range(3)]
     _join_all(workers)
     for number in range(3):
         _projected_is_consistent(AtlasDataset(f"many/parallel-{number}"), {250})

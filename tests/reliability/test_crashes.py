@@ -35,6 +35,7 @@ from tests.reliability.support import (
     kill_hard,
     record_cases,
     start,
+    start_indexing,
 )
 
 ADD_KILLS = 30
@@ -171,21 +172,10 @@ def test_kill_9_during_delete_data_deletes_each_row_once_or_not_at_all(atlas_hom
 
 # ------------------------------------------------------------------------------ materialisation
 
-INDEX_OPTIONS = dict(projection={"n_neighbors": 10, "n_epochs": 50}, topic_model=False, duplicate_detection=False)
-
-
-def _create_index() -> None:
-    AtlasDataset("crash/vectors").create_index(name="map", **INDEX_OPTIONS)
-
-
-def _update() -> None:
-    AtlasDataset("crash/vectors").update_indices()
-
-
-def _run_to_completion(target) -> None:
-    worker = start(target)
-    worker.join(600)
-    assert worker.exitcode == 0, f"{target.__name__} failed with exit code {worker.exitcode}"
+def _run_to_completion(create: bool) -> None:
+    worker = start_indexing("crash/vectors", create)
+    worker.join(900)
+    assert worker.exitcode == 0, f"{'create_index' if create else 'update_indices'} failed (exit code {worker.exitcode})"
 
 
 def _map_covers_every_live_row(dataset: AtlasDataset) -> None:
@@ -209,24 +199,24 @@ def test_kill_9_during_update_indices_then_the_next_update_completes_the_work(at
     dataset = AtlasDataset("crash/vectors", unique_id_field="id")
     frame, vectors = digits_vectors(300)
     dataset.add_data(frame, embeddings=vectors)
-    _run_to_completion(_create_index)
+    _run_to_completion(create=True)
     rng = random.Random(11)
     added = 300
     for kill in range(INDEX_KILLS):
         frame, vectors = digits_vectors(40, start=added)
         dataset.add_data(frame, embeddings=vectors)
         added += 40
-        worker = start(_update)
-        time.sleep(rng.uniform(0.5, 9.0))
+        worker = start_indexing("crash/vectors", False)
+        time.sleep(rng.uniform(2.0, 12.0))  # a spawned worker imports for ~2 s, then works ~5-10 s
         kill_hard(worker)
         record = dataset.store.read_record(dataset.organisation, dataset.slug)
         assert record.total_datums == added
         _readable_or_not_ready(dataset)
         _no_stale_lock(dataset)
         if kill % 4 == 3:
-            _run_to_completion(_update)
+            _run_to_completion(create=False)
             _map_covers_every_live_row(dataset)
-    _run_to_completion(_update)
+    _run_to_completion(create=False)
     _map_covers_every_live_row(dataset)
     record_cases("crash.update_indices.kills", INDEX_KILLS)
 
