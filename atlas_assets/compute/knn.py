@@ -359,4 +359,4 @@ def _extend_nndescent(
     init_graph[pair_old[chosen], k + rank[chosen]] = pair_new[chosen]
     # distances are recomputed by pynndescent in its own internal scale (squared euclidean, or its
     # alternative cosine): handing it ours would mix scales in its heaps
-    return _nndescent(array, k, metric, seed, False, init_graph=init_graph.astype(np.int32), delta=1e-4)
+    return _nndescent(array, k, metric, seed, False, init_graph=init_graph.astype(np.int32))
