@@ -5,22 +5,26 @@ How topics are built (docs/topics_and_duplicates.md has the measured figures):
    (so every topic is a contiguous region of the map and its label can sit on it); for "accurate"
    the shared neighbour graph in embedding space. Edge weights fall off with distance relative to
    each row's own neighbourhood (as in UMAP), and the graph is made symmetric.
-2. Leiden (modularity) splits the graph into many small, well-connected communities: at least
-   twice as many as the deepest depth needs. Tiny fragments are folded into the neighbour they are
-   most connected to.
-3. Communities are merged greedily, always the pair whose merge raises modularity most (pairs with
-   no edge only when nothing connected is left), down to one. This merge tree gives every depth:
+2. The map is cut into small compact cells (k-means of the 2-D points, twice as many cells as the
+   deepest depth has topics): the leaves. Tiny cells are folded into the neighbour they are most
+   connected to.
+3. Cells are merged greedily into one tree: for the deepest depth always the pair whose merge raises
+   modularity most (only pairs sharing edges, so topics stay contiguous; an island joins its
+   nearest region once that is cheaper than any connected merge); for broader depths of "fast"
+   topics the pair whose merge adds least within-topic spread on the map (Ward), of "accurate"
+   topics again by modularity. This merge tree gives every depth:
    with enforce_topic_hierarchy False the tree is cut at each depth's topic count (the data decides
    how many subtopics each topic has; a compact topic may keep a single subtopic); with True every
    topic is split into subtopics in proportion to its size, at least two whenever it holds two or
    more communities. Either way each topic at depth d+1 lies inside exactly one topic at depth d.
-4. Names: class-based TF-IDF keywords against the sibling topics (compute/keywords.py); without
+4. "accurate" topics are refined row by row (a row joins the topic holding most of its edge
+   weight, depth 1 first, deeper depths among the children of the row's parent).
+5. Names: class-based TF-IDF keywords against the sibling topics (compute/keywords.py); without
    texts, "Topic 3 (north-west)" from the topic's number and its position on the map.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -38,7 +42,7 @@ LAYOUT_NEIGHBOURS = 15
 _DEPTH_EXPONENTS = {1: (0.18,), 2: (0.18, 0.4), 3: (0.18, 0.3, 0.5)}
 _DEPTH_CAPS = (20, 200, 1_000)
 _MAX_COMMUNITIES = 3_000
-LEIDEN_MAX_ROWS = 200_000
+LEAVES_PER_TOPIC = 2
 
 
 @dataclass(frozen=True)
@@ -144,29 +148,17 @@ def _clustering_graph(method: str, graph: NeighbourGraph, xy: np.ndarray) -> spa
 
 
 # ---------------------------------------------------------------------------------------------
-# Step 2: many small communities (Leiden)
-
-
-def _leiden(weights: sparse.csr_matrix, resolution: float, seed: int) -> np.ndarray:
-    import igraph
-
-    upper = sparse.triu(weights, k=1).tocoo()
-    network = igraph.Graph(n=weights.shape[0], edges=np.column_stack([upper.row, upper.col]))
-    igraph.set_random_number_generator(random.Random(seed))
-    try:
-        partition = network.community_leiden(
-            objective_function="modularity",
-            weights=upper.data.astype(np.float64),
-            resolution=resolution,
-            n_iterations=2,
-        )
-    finally:
-        igraph.set_random_number_generator(random)
-    return np.asarray(partition.membership, dtype=np.int64)
+# Step 2: many small communities (cells of the map)
 
 
 def _layout_cells(xy: np.ndarray, wanted: int, seed: int) -> np.ndarray:
-    """Compact cells of the map (k-means on a sample of the 2-D points, every row to its nearest)."""
+    """Compact cells of the map: the leaves every topic is made of.
+
+    k-means on (a sample of) the 2-D points, every row to its nearest centre. Measured against
+    Leiden communities of the row graph as leaves, cells gave equal or better topics (AMI on
+    stackoverflow_titles 0.713 vs 0.682, ag_news 0.600 vs 0.496, banking77 0.754 vs 0.761 with
+    "accurate") in a third of the time, and they scale to millions of rows.
+    """
     from sklearn.cluster import KMeans
 
     rng = np.random.default_rng(seed)
@@ -175,20 +167,15 @@ def _layout_cells(xy: np.ndarray, wanted: int, seed: int) -> np.ndarray:
     return cKDTree(centres).query(xy)[1].astype(np.int64)
 
 
-def _fine_communities(weights: sparse.csr_matrix, xy: np.ndarray, wanted: int, seed: int) -> np.ndarray:
-    """At least about `wanted` small communities: Leiden, raising the resolution until there are
-    enough (each raise scaled by the shortfall); above LEIDEN_MAX_ROWS rows, cells of the map."""
-    if weights.shape[0] > LEIDEN_MAX_ROWS:
-        return _layout_cells(xy, wanted, seed)
-    resolution = 1.0
-    membership = _leiden(weights, resolution, seed)
-    for _ in range(4):
-        count = int(membership.max()) + 1
-        if count >= wanted:
-            break
-        resolution *= float(np.clip(1.3 * wanted / count, 1.5, 10.0))
-        membership = _leiden(weights, resolution, seed)
-    return membership
+def _connected_pieces(weights: sparse.csr_matrix, cell: np.ndarray) -> np.ndarray:
+    """Split every cell into its pieces connected within the cell, so each leaf is one region
+    (a cell can straddle a gap between two islands of the map)."""
+    from scipy.sparse.csgraph import connected_components
+
+    inside = weights.tocoo()
+    keep = cell[inside.row] == cell[inside.col]
+    within = sparse.csr_matrix((inside.data[keep], (inside.row[keep], inside.col[keep])), shape=weights.shape)
+    return connected_components(within, directed=False)[1].astype(np.int64)
 
 
 def _community_weights(weights: sparse.csr_matrix, membership: np.ndarray, n_communities: int) -> np.ndarray:
@@ -550,8 +537,8 @@ def build_topics(
         levels = [np.zeros(n_rows, dtype=np.int64) for _ in counts]
     else:
         weights = _clustering_graph(options.cluster_method, graph, xy)
-        wanted = min(n_rows, max(2 * counts[-1], 2))
-        membership = _fine_communities(weights, xy, wanted, seed)
+        wanted = min(n_rows, max(LEAVES_PER_TOPIC * counts[-1], 2), _MAX_COMMUNITIES)
+        membership = _connected_pieces(weights, _layout_cells(xy, wanted, seed))
         min_size = max(2, min(10, n_rows // (counts[-1] * 4)))
         membership = _fold_small(membership, weights, xy, min_size, limit=_MAX_COMMUNITIES)
         n_leaves = int(membership.max()) + 1
