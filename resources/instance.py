@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from filelock import FileLock
 
 from atlas_assets.config import dagster_home
 from resources.atomic import write_bytes_atomic
@@ -43,7 +44,11 @@ def ensure_dagster_home() -> Path:
 
 
 def get_instance() -> dg.DagsterInstance:
-    ensure_dagster_home()
+    home = ensure_dagster_home()
     # Storage migrations log at INFO on every new instance; they are noise to a user.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    return dg.DagsterInstance.get()
+    # Opening a new SQLite instance creates and stamps its databases; two processes doing that at
+    # once (a notebook and the daemon on a fresh ATLAS_HOME) fail with "Online migration expected
+    # to match one row". One process at a time opens it.
+    with FileLock(str(home / ".instance-open.lock")):
+        return dg.DagsterInstance.get()

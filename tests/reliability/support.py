@@ -122,3 +122,14 @@ def start_indexing(identifier: str, create: bool) -> multiprocessing.Process:
     process = SPAWN.Process(target=index_dataset, args=(identifier, create), daemon=True)
     process.start()
     return process
+
+
+def open_instance(result_path: str) -> None:
+    """Open the Dagster instance (creating it when new) and write 'ok' or the error to a file."""
+    from resources.instance import get_instance
+
+    try:
+        get_instance()
+        Path(result_path).write_text("ok")
+    except Exception as error:  # noqa: BLE001 - reported to the parent test
+        Path(result_path).write_text(repr(error)[:500])

@@ -289,3 +289,22 @@ def test_listing_datasets_while_others_are_created_and_deleted_never_fails(atlas
     _join_all([churner])
     assert listings > 100
     record_cases("concurrency.listings_during_churn", listings)
+
+
+@pytest.mark.slow
+def test_processes_opening_a_new_instance_at_once_all_succeed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A notebook and the daemon starting on a fresh ATLAS_HOME at the same moment."""
+    from tests.reliability.support import SPAWN, open_instance
+
+    outcomes = []
+    for trial in range(2):
+        home = tmp_path / f"home-{trial}"
+        monkeypatch.setenv("ATLAS_HOME", str(home))
+        monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        results = [tmp_path / f"result-{trial}-{n}" for n in range(4)]
+        workers = [SPAWN.Process(target=open_instance, args=(str(path),)) for path in results]
+        for worker in workers:
+            worker.start()
+        _join_all(workers)
+        outcomes += [path.read_text() for path in results]
+    assert outcomes == ["ok"] * 8, [o for o in outcomes if o != "ok"]
