@@ -28,6 +28,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow  # parses every docstring of the stdlib and site-packages once (cached for the next test)
 def test_the_corpus_is_real_docstrings_with_the_package_as_category():
     table = corpus_table(40)
     assert table.column_names == ["id", "package", "module", "name", "kind", "text"]
