@@ -9,7 +9,7 @@ embeddings, kNN graph (compute.knn.build_graph, k=15) and layout (compute.layout
 - UMAP (umap-learn, 5-d, on the same graph) + HDBSCAN (scikit-learn, min_cluster_size 15): AMI / ARI
   on the rows it clusters, its coverage, and our best depth's AMI on those same rows.
 Speed: build_topics given the graph and layout on synthetic data (Gaussian mixture, 2-D layout
-points) at 100k and 1M rows, without texts and (100k) with real texts repeated.
+points) at 100k and 1M rows, without texts and (100k) with ag_news texts repeated.
 
 Run: .venv/bin/python -m benchmarks.topics [--sets a,b] [--skip-speed] [--speed-only]
 Writes benchmarks/results/topics.json. Inputs and reference results are cached in the bench cache.
