@@ -138,19 +138,6 @@ def _status(args: argparse.Namespace) -> int:
 # --- delete ------------------------------------------------------------------------------------
 
 
-def forget_partitions(organisation: str, slug: str) -> int:
-    """Remove the dataset's batch partitions from the Dagster instance (its history stays)."""
-    from atlas_assets.pipeline.naming import DatasetNames
-    from resources.instance import get_instance
-
-    instance = get_instance()
-    name = DatasetNames(organisation, slug).partitions
-    keys = instance.get_dynamic_partitions(name)
-    for key in keys:
-        instance.delete_dynamic_partition(name, key)
-    return len(keys)
-
-
 def _delete(args: argparse.Namespace) -> int:
     dataset = existing_dataset(args.dataset)
     if not args.yes:
@@ -163,10 +150,9 @@ def _delete(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
-    organisation, slug = dataset.organisation, dataset.slug
+    batches = len(dataset._record().batches)
     dataset.delete()
-    forgotten = forget_partitions(organisation, slug)
-    print(f"deleted {organisation}/{slug} (and {forgotten} Dagster partition(s))")
+    print(f"deleted {dataset.identifier} (and its {batches} Dagster partition(s))")
     return 0
 
 

@@ -98,6 +98,8 @@ def _run(assets, selection, resources, instance, partition_key=None, tags=None) 
         instance=instance,
         resources=resources,
         tags={**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
+        # Step events stay in the run's event log (and the UI); the terminal gets INFO and up.
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=False,
     )
     if not result.success:
