@@ -189,16 +189,26 @@ def _projection_asset(spec, key, common) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=key("projection"),
-        ins={"neighbour_graph": dg.AssetIn(key=key("neighbour_graph"))},
+        ins={
+            "neighbour_graph": dg.AssetIn(key=key("neighbour_graph")),
+            "embeddings": dg.AssetIn(key=key("embeddings")),
+        },
         kinds={"numba"},
         description="2-D map position of every live row (old rows keep their places on updates).",
         check_specs=[check],
         automation_condition=FOLLOW_UPSTREAM,
         **common,
     )
-    def projection(context: dg.AssetExecutionContext, store: DatasetStore, neighbour_graph: StageOutput):
+    def projection(
+        context: dg.AssetExecutionContext,
+        store: DatasetStore,
+        neighbour_graph: StageOutput,
+        embeddings: dict[str, StageOutput],
+    ):
         rebuild = context.run.tags.get(REBUILD_LAYOUT_TAG) == "true"
-        output, metadata = stages.build_projection(spec, neighbour_graph, _previous(spec, "projection"), rebuild)
+        output, metadata = stages.build_projection(
+            spec, neighbour_graph, embeddings, _previous(spec, "projection"), rebuild
+        )
         xy = np.column_stack([output.table["x"].to_numpy(), output.table["y"].to_numpy()])
         topics = _previous(spec, "topics")
         codes = _depth_one_codes(topics, output.table["_row_id"].to_numpy()) if topics else None

@@ -189,8 +189,17 @@ def map_preservation(graph: NeighbourGraph, xy: np.ndarray, k: int = 15, seed: i
 # --- projection --------------------------------------------------------------------------------
 
 
+# Above this share of changed rows (new + deleted, as in knn.extend_graph) the map is laid out
+# afresh: holding old points still would distort a map that changed this much.
+STABLE_UPDATE_MAX_CHANGE = 0.2
+
+
 def build_projection(
-    spec: IndexSpec, graph_output: StageOutput, previous: StageOutput | None, rebuild: bool
+    spec: IndexSpec,
+    graph_output: StageOutput,
+    embeddings: Mapping[str, StageOutput],
+    previous: StageOutput | None,
+    rebuild: bool,
 ) -> tuple[StageOutput, dict]:
     timer = Timer()
     row_ids, graph = graph_from_output(graph_output)
@@ -198,17 +207,20 @@ def build_projection(
     mode = "full"
     if previous is not None and not rebuild:
         positions = positions_of(previous.table[ROW_ID].to_numpy(), row_ids)
-        old_xy = np.column_stack([previous.table["x"].to_numpy(), previous.table["y"].to_numpy()])
-        initial = np.full((len(row_ids), 2), np.nan, dtype=np.float32)
         kept = positions >= 0
-        initial[kept] = old_xy[positions[kept]]
-        if kept.any():
+        changed = (len(row_ids) - kept.sum()) + (previous.table.num_rows - kept.sum())
+        if kept.any() and changed <= STABLE_UPDATE_MAX_CHANGE * len(row_ids):
+            old_xy = np.column_stack([previous.table["x"].to_numpy(), previous.table["y"].to_numpy()])
+            initial = np.full((len(row_ids), 2), np.nan, dtype=np.float32)
+            initial[kept] = old_xy[positions[kept]]
             xy = layout.update_layout(graph, initial, params)
             mode = "stable update"
             extent = float(np.ptp(initial[kept], axis=0).max()) or 1.0
             moved = float(np.linalg.norm(xy[kept] - initial[kept], axis=1).mean()) / extent
     if mode == "full":
-        xy = layout.compute_layout(graph, params, progress=True)
+        # The vectors let separate pieces of the graph be placed by their centroids.
+        vectors = live_vectors(embeddings, row_ids)
+        xy = layout.compute_layout(graph, params, progress=True, vectors=vectors)
     table = pa.table(
         {ROW_ID: pa.array(row_ids, pa.int64()), "x": pa.array(xy[:, 0], pa.float32()), "y": pa.array(xy[:, 1], pa.float32())}
     )

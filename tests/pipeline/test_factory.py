@@ -109,3 +109,22 @@ def test_materialisations_carry_what_a_person_reads_in_the_ui(news_map):
     assert topics["depths"].value >= 2 and "**" in topics["depth_1_topics"].value
     duplicates = metadata("duplicates")
     assert duplicates["deletion_candidates"].value >= 1
+
+
+def _projection_mode(dataset) -> str:
+    from resources.instance import get_instance
+
+    key = DatasetNames(dataset.organisation, dataset.slug).stage(dataset.indices[0].asset_name, "projection")
+    event = get_instance().get_latest_materialization_event(key)
+    return event.asset_materialization.metadata["mode"].value
+
+
+def test_small_additions_keep_the_map_large_ones_lay_it_out_afresh(atlas_home, shared_data):
+    dataset = AtlasDataset("acme/growing", unique_id_field="id")
+    dataset.add_data(news_frame(shared_data, rows=100))
+    dataset.create_index(indexed_field="text", topic_model=False, duplicate_detection=False)
+    assert _projection_mode(dataset) == "full"
+    dataset.update_maps(news_frame(shared_data, start=100, rows=10))
+    assert _projection_mode(dataset) == "stable update"
+    dataset.update_maps(news_frame(shared_data, start=110, rows=60))
+    assert _projection_mode(dataset) == "full"
