@@ -119,7 +119,7 @@ def _from_pandas(frame: Any, schema: pa.Schema | None = None) -> pa.Table:
         )
     try:
         return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as error:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError, OverflowError) as error:
         for name in names:  # find the column that cannot be converted, to name it
             try:
                 pa.Table.from_pandas(frame[[name]], preserve_index=False)
