@@ -112,9 +112,12 @@ class AtlasProjection:
         return [lookup.get(int(row_id)) for row_id in row_ids]
 
     def _with_ids(self, table: pa.Table) -> pd.DataFrame:
+        """The output with the id field in front; rows deleted since the last build are left out."""
         frame = table.to_pandas()
-        frame.insert(0, self.dataset.id_field, self._ids_for(frame[ROW_ID].to_numpy()))
-        return frame.drop(columns=[ROW_ID])
+        ids = self._ids_for(frame[ROW_ID].to_numpy())
+        frame.insert(0, self.dataset.id_field, ids)
+        live = np.array([value is not None for value in ids], dtype=bool)
+        return frame.loc[live].drop(columns=[ROW_ID]).reset_index(drop=True)
 
     def _latent(self) -> tuple[np.ndarray, np.ndarray]:
         """Row ids (map order) and their embeddings; re-read only when an output file changed."""
@@ -212,9 +215,13 @@ class MapEmbeddings:
         else:
             query_vectors = self._query_vectors(queries, vectors.shape[1])
             neighbours, distances = search.search_vectors(vectors, query_vectors, k=k)
+        # Rows deleted since the last build have no id any more and are not answers.
+        def found(i: int) -> bool:
+            return i >= 0 and id_of_row[i] is not None
+
         return (
-            [[id_of_row[i] for i in row if i >= 0] for row in neighbours],
-            [[float(d) for d, i in zip(drow, row) if i >= 0] for drow, row in zip(distances, neighbours)],
+            [[id_of_row[i] for i in row if found(i)] for row in neighbours],
+            [[float(d) for d, i in zip(drow, row) if found(i)] for drow, row in zip(distances, neighbours)],
         )
 
     def _query_vectors(self, queries: np.ndarray | Sequence[str], width: int) -> np.ndarray:
@@ -305,7 +312,7 @@ class MapTopics:
                     "topic_long_description": topic["description"],
                     "subtopics": [child["short_description"] for child in children],
                     "subtopic_ids": [child["topic_id"] for child in children],
-                    "datum_ids": ids[assignment == topic["topic_id"]].tolist(),
+                    "datum_ids": [i for i in ids[assignment == topic["topic_id"]].tolist() if i is not None],
                 }
             )
         return groups

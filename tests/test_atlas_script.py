@@ -48,3 +48,15 @@ def test_update_maps_adds_and_updates(atlas_home, shared_data):
     dataset.update_maps(news_frame(shared_data, start=120, rows=10))
     assert len(atlas_map.embeddings.projected) == 130
     assert dataset.total_datums == 130
+
+
+def test_rows_deleted_since_the_last_build_leave_the_accessors_at_once(atlas_home, shared_data):
+    dataset = AtlasDataset("acme/deleting", unique_id_field="id")
+    dataset.add_data(news_frame(shared_data, rows=80))
+    atlas_map = dataset.create_index(indexed_field="text", duplicate_detection=False)
+    dataset.delete_data(["3"])
+    assert "3" not in set(atlas_map.embeddings.projected["id"])
+    assert "3" not in set(atlas_map.topics.df["id"])
+    assert atlas_map.embeddings.projected["id"].notna().all()
+    neighbours, _ = atlas_map.embeddings.vector_search(ids=["4"], k=79)
+    assert "3" not in neighbours[0] and None not in neighbours[0]

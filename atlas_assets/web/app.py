@@ -206,6 +206,24 @@ class _PointCache:
             return buffers["gzip" if compressed else "plain"]
 
 
+# A tag of every point of a 1M-point map is 4 MB as uint32 and about 8 MB as JSON.
+MAX_TAG_BODY_BYTES = 16 * 1024 * 1024
+
+
+async def capped_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"request body over {limit // (1024 * 1024)} MiB")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"request body over {limit // (1024 * 1024)} MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def create_app(
     registry: MapRegistry | Iterable[MapSource],
     *,
@@ -350,13 +368,13 @@ def create_app(
             return Response(np.asarray(rows, dtype="<u4").tobytes(), media_type="application/octet-stream",
                             headers=cache_headers(source))
         content_type = request.headers.get("content-type", "").split(";")[0].strip()
-        body = await request.body()
+        body = await capped_body(request, MAX_TAG_BODY_BYTES)
         if content_type == "application/json":
             try:
                 document = json.loads(body)
                 rows = np.asarray(document.get("rows", []), dtype=np.int64)
                 action = str(document.get("action", "add"))
-            except (ValueError, TypeError, AttributeError):
+            except (ValueError, TypeError, AttributeError, OverflowError):
                 raise HTTPException(400, "body must be JSON {'rows': [int, ...], 'action': 'add'|'remove'}") from None
         elif content_type == "application/octet-stream":
             if len(body) % 4:

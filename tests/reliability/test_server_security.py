@@ -162,8 +162,6 @@ def test_malformed_tag_posts_are_400s_and_tag_nothing(map_server: str, served_ho
     assert status == 200 and len(rows) % 4 == 0 and len(rows) // 4 <= 1
 
 
-@pytest.mark.xfail(strict=True, reason="rows beyond int64 in a JSON tag POST raise OverflowError: a 500; fix in "
-                   "atlas_assets/web/app.py tag() (catch OverflowError with the other 400 cases)")
 @pytest.mark.parametrize("body", [b'{"rows": [1.5e300]}', b'{"rows": [18446744073709551616]}'])
 def test_rows_beyond_int64_in_a_tag_post_are_400s(map_server: str, served_home: ServedMaps, body: bytes) -> None:
     status, _, answer = request(map_server, "POST", api(served_home.public_key, "tags/overflow"), body, JSON)
@@ -196,7 +194,6 @@ def test_tag_posts_need_a_json_or_binary_content_type(map_server: str, served_ho
     assert status == 400
 
 
-@pytest.mark.xfail(strict=True, reason="no request body limit: a 64 MB tag POST is read into memory whole; fix in atlas_assets/web/app.py (cap the body, answer 413)")
 def test_an_oversized_tag_body_is_refused_with_413(map_server: str, served_home: ServedMaps) -> None:
     body = b"\x00" * (64 * 1024 * 1024)
     status, _, _ = request(map_server, "POST", api(served_home.public_key, "tags/huge") + "?action=remove", body,
