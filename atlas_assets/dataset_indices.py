@@ -6,6 +6,7 @@ Kept apart from the data half so each module has one job; `AtlasDataset` inherit
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from atlas_assets.errors import IndexNotFoundError
@@ -33,8 +34,7 @@ class IndexMethods:
     _organisation: str
     _slug: str
 
-    def _record(self) -> DatasetRecord:  # provided by AtlasDataset
-        raise NotImplementedError
+    _record: Callable[[], DatasetRecord]  # provided by AtlasDataset: the current dataset.json
 
     @property
     def indices(self) -> list[IndexRecord]:

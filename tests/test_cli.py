@@ -4,7 +4,6 @@ exit code 2, and the newcomer path (ingest -> index -> search -> update -> expor
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

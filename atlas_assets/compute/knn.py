@@ -168,7 +168,6 @@ def _nndescent(
 ) -> tuple[np.ndarray, np.ndarray]:
     from pynndescent import NNDescent
 
-    n = vectors.shape[0]
     index = NNDescent(
         vectors,
         metric=metric,

@@ -93,10 +93,10 @@ def inbox_sensor(record: DatasetRecord, batches: dg.DynamicPartitionsDefinition)
         description=f"Ingests CSV, Parquet and JSONL files dropped in inbox/{record.organisation}/{record.slug}/",
     )
     def inbox(context: dg.SensorEvaluationContext, store: DatasetStore) -> dg.SensorResult:
-        batch_ids = ingest_inbox(store, record, context.log)
+        ingest_inbox(store, record, context.log)
         known = set(context.instance.get_dynamic_partitions(batches.name))
         committed = store.batch_ids(record.organisation, record.slug)
-        # Batches added from Python since the last tick are picked up too.
+        # Every committed batch without a partition: the inbox's, and those added from Python.
         new_keys = [batch_id for batch_id in committed if batch_id not in known]
         return dg.SensorResult(
             run_requests=[

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 from atlas_assets.compute.tables import ROW_ID
 from atlas_assets.dataset import AtlasDataset
-from atlas_assets.errors import AtlasError
 from atlas_assets.pipeline.sensors import ingest_inbox, inbox_dir
 from resources.store import DatasetStore
 from tests.reliability.support import acknowledge, acknowledged, digits_vectors, record_cases, start, start_indexing

@@ -27,7 +27,6 @@ import pytest
 from atlas_assets.compute.tables import ROW_ID
 from atlas_assets.dataset import AtlasDataset
 from atlas_assets.errors import AtlasError
-from resources.store import DatasetStore
 from tests.reliability.support import (
     acknowledge,
     acknowledged,
