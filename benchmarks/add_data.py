@@ -21,21 +21,9 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks.memory import reset_peak_rss, status_mib
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _status_mib(key: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(f"{key}:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak_rss() -> None:
-    """Linux: writing 5 to clear_refs resets VmHWM (peak RSS), so the peak is add_data's own."""
-    with open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")
 
 
 def _one_case(rows: int, kind: str = "arrow") -> dict:
@@ -61,8 +49,8 @@ def _one_case(rows: int, kind: str = "arrow") -> dict:
         frame = frame.astype({"id": object, "text": object})
     input_mib = frame.memory_usage(deep=True).sum() / 2**20
     dataset = AtlasDataset("bench/add-data", unique_id_field="id")
-    rss_before = _status_mib("VmRSS")
-    _reset_peak_rss()
+    rss_before = status_mib("VmRSS")
+    reset_peak_rss()
     pool_before = pa.total_allocated_bytes()
     sampled = [pool_before]
     done = threading.Event()
@@ -78,7 +66,7 @@ def _one_case(rows: int, kind: str = "arrow") -> dict:
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()
-    peak = _status_mib("VmHWM")
+    peak = status_mib("VmHWM")
     assert dataset.total_datums == rows
     folder = dataset.store.dataset_dir(dataset.organisation, dataset.slug)
     stored = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) / 2**20

@@ -26,21 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.memory import reset_peak_rss, status_mib
+from atlas_assets.pipeline.naming import STAGES
+
 RESULTS = Path(__file__).resolve().parent / "results"
-STAGES = ("embeddings", "neighbour_graph", "projection", "topics", "duplicates")
-
-
-def _status_mib(key: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(f"{key}:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak_rss() -> None:
-    with open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")
 
 
 def _titles(rows: int, start: int = 0):
@@ -103,22 +92,22 @@ def _one_case(rows: int) -> dict:
     result["add_data_s"] = round(time.perf_counter() - start, 2)
 
     instance = get_instance()
-    rss_before = _status_mib("VmRSS")
-    _reset_peak_rss()
+    rss_before = status_mib("VmRSS")
+    reset_peak_rss()
     start = time.perf_counter()
     atlas_map = dataset.create_index(name="titles", indexed_field="text")
     result["create_index_s"] = round(time.perf_counter() - start, 2)
-    result["create_index_peak_rss_mib"] = round(_status_mib("VmHWM"), 1)
+    result["create_index_peak_rss_mib"] = round(status_mib("VmHWM"), 1)
     result["rss_before_create_index_mib"] = round(rss_before, 1)
     result["create_index_stages_s"] = _stage_seconds(dataset, instance)
     result["topics_depth_1"] = int(atlas_map.topics.metadata.query("depth == 1").shape[0])
 
     dataset.add_data(extra)
-    _reset_peak_rss()
+    reset_peak_rss()
     start = time.perf_counter()
     dataset.update_indices()
     result["update_indices_s"] = round(time.perf_counter() - start, 2)
-    result["update_indices_peak_rss_mib"] = round(_status_mib("VmHWM"), 1)
+    result["update_indices_peak_rss_mib"] = round(status_mib("VmHWM"), 1)
     result["update_indices_stages_s"] = _stage_seconds(dataset, instance)
     result["map_rows_after_update"] = len(atlas_map.embeddings.projected)
     return result
