@@ -27,6 +27,7 @@ Rules (docs/topics_and_duplicates.md):
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -99,23 +100,42 @@ class TermCounts:
 
 
 def count_terms(texts: Sequence[str], max_terms: int = 50_000) -> TermCounts:
-    """Unigram and bigram counts of `texts` (stop words and boilerplate removed)."""
+    """Unigram and bigram counts of `texts` (stop words and boilerplate removed).
+
+    The matrix scikit-learn's CountVectorizer(min_df, max_features) gives with the same analyser, but
+    only the terms that pass min_df are sorted: most bigrams occur once (20 Newsgroups: 2.6M terms),
+    and sorting them all was a third of the time.
+    """
     n_docs = len(texts)
     min_df = 1 if n_docs < 200 else 2 if n_docs < 5_000 else 3
-    vectoriser = CountVectorizer(
+    analyse = CountVectorizer(
         preprocessor=lambda text: clean_text(text or "").lower(),
         token_pattern=_TOKEN_PATTERN,
         stop_words=sorted(STOP_WORDS),
         ngram_range=(1, 2),
-        min_df=min_df,
-        max_features=max_terms,
-        dtype=np.float32,
+    ).build_analyzer()
+    column_of: defaultdict[str, int] = defaultdict()
+    column_of.default_factory = column_of.__len__  # a new term gets the next column
+    columns: list[int] = []
+    row_ends = [0]
+    for text in texts:
+        columns.extend(map(column_of.__getitem__, analyse(text)))
+        row_ends.append(len(columns))
+    counts = sparse.csr_matrix(
+        (np.ones(len(columns), dtype=np.float32), np.asarray(columns, dtype=np.int64), np.asarray(row_ends)),
+        shape=(n_docs, len(column_of)),
     )
-    try:
-        counts = vectoriser.fit_transform(texts)
-    except ValueError:  # no usable word at all (empty texts, only numbers, min_df too high)
+    counts.sum_duplicates()
+    names = np.array(list(column_of), dtype=object)
+    kept = np.flatnonzero(np.bincount(counts.indices, minlength=len(names)) >= min_df)
+    kept = kept[np.argsort(names[kept])]
+    if len(kept) > max_terms:
+        # The most frequent terms, ties as CountVectorizer breaks them (same array, same sort).
+        totals = np.asarray(counts.sum(axis=0)).ravel()[kept]
+        kept = kept[np.sort((-totals).argsort()[:max_terms])]
+    if len(kept) == 0:  # no usable word at all (empty texts, only numbers, min_df too high)
         return TermCounts(sparse.csr_matrix((n_docs, 0), dtype=np.float32), np.array([], dtype=object))
-    return TermCounts(counts.tocsr(), np.asarray(vectoriser.get_feature_names_out(), dtype=object))
+    return TermCounts(counts[:, kept].tocsr(), names[kept])
 
 
 def topic_term_counts(terms: TermCounts, assignment: np.ndarray, n_topics: int) -> sparse.csr_matrix:
@@ -149,8 +169,10 @@ def pick_keywords(scores: np.ndarray, counts: np.ndarray, terms: np.ndarray, n: 
 
 def candidate_columns(scores: np.ndarray, counts: np.ndarray, terms: np.ndarray, n: int) -> list[int]:
     """Columns of the top `n` terms by score, bigrams preferred, no word twice (module rules)."""
-    order = np.argsort(-scores, kind="stable")
-    order = order[(scores[order] > 0) & (counts[order] > 0)][: n * 6]
+    order = np.flatnonzero((scores > 0) & (counts > 0))
+    if len(order) > n * 6:  # a partial sort: a topic has a few hundred candidates of 50,000 terms
+        order = order[np.argpartition(-scores[order], n * 6)[: n * 6]]
+    order = order[np.argsort(-scores[order], kind="stable")]
     bigrams = [(int(column), terms[column].split(" ")) for column in order if " " in terms[column]]
     chosen: list[int] = []
     used_words: set[str] = set()
@@ -266,13 +288,13 @@ def _pick_across_depth(pools: list[_Pool], order: np.ndarray, n_terms: int) -> l
     for _ in range(N_KEYWORDS):
         for index in order:
             pool, mine = pools[index], picked[index]
-            left = np.setdiff1d(np.arange(len(pool.columns)), mine)
-            if len(left) == 0:
+            if len(mine) == len(pool.columns):
                 continue
-            value = pool.relevance[left] - REUSE_PENALTY * shown[pool.columns[left]]
+            value = pool.relevance - REUSE_PENALTY * shown[pool.columns]
             if mine:
-                value += COHERENCE_WEIGHT * pool.npmi[np.ix_(left, mine)].mean(axis=1)
-            best = int(left[np.argmax(value)])
+                value = value + COHERENCE_WEIGHT * pool.npmi[:, mine].mean(axis=1)
+            value[mine] = -np.inf
+            best = int(np.argmax(value))
             mine.append(best)
             shown[pool.columns[best]] += 1
     return [[int(pool.columns[p]) for p in mine] for pool, mine in zip(pools, picked, strict=True)]
