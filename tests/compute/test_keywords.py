@@ -37,6 +37,27 @@ def test_stop_words_never_count() -> None:
     assert terms == {"cat", "sat", "mat", "cat sat", "sat mat"}
 
 
+def test_count_terms_gives_count_vectorizers_matrix(shared_data) -> None:
+    # count_terms skips sorting rare terms; the result must stay CountVectorizer's, ties included.
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    texts = data.ag_news().texts[:600]
+    for max_terms in (500, 50_000):
+        terms = kw.count_terms(texts, max_terms=max_terms)
+        reference = CountVectorizer(
+            preprocessor=lambda text: kw.clean_text(text or "").lower(),
+            token_pattern=kw._TOKEN_PATTERN,
+            stop_words=sorted(kw.STOP_WORDS),
+            ngram_range=(1, 2),
+            min_df=2,
+            max_features=max_terms,
+            dtype=np.float32,
+        )
+        expected = reference.fit_transform(texts)
+        assert list(terms.terms) == list(reference.get_feature_names_out())
+        assert (terms.counts != expected).nnz == 0
+
+
 def test_class_tfidf_ranks_terms_of_one_topic_above_terms_shared_by_all() -> None:
     # Topic 0: "bank" shared, "loan" its own. Topic 1: "bank" shared, "river" its own.
     counts = sparse.csr_matrix(np.array([[10.0, 8.0, 0.0], [10.0, 0.0, 8.0]]))
