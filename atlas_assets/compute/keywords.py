@@ -1,4 +1,4 @@
-"""Topic labels from text: keywords that set a topic apart and belong together.
+"""Topic labels from text: keywords that set a topic apart, occur together and differ across a depth.
 
 Rules (docs/topics_and_duplicates.md):
 - Tokens are words of 2+ letters (numbers, e-mail addresses, URLs and file paths are removed first),
@@ -8,18 +8,18 @@ Rules (docs/topics_and_duplicates.md):
 - Counts are documents, not occurrences: a term counts once per document that holds it (a post that
   repeats "ax" 500 times is one document about it).
 - Distinctive against the siblings (class-based TF-IDF): a term scores df(term, topic) / |topic
-  terms| * log(1 + mean terms per sibling / df of the term over all siblings), times the square
-  root of its exclusivity: the share of all documents holding the term that lie in this topic.
-  Siblings separate "card arrival" from "card payment" under one parent; exclusivity down-weights a
-  word such as "card" that is spread over many cousins at the same depth.
+  terms| * log(1 + mean terms per sibling / df of the term over all siblings). A term frequent in
+  the topic and rare in its siblings scores high; a term common to all siblings scores low.
 - Bigrams read better than their parts: a unigram is replaced by a bigram containing it (among the
   top candidates) when the bigram holds at least half of the unigram's documents; no word appears
-  twice among a topic's keywords.
-- From its best 40 candidates each topic picks 10 keywords, one per round, all topics of a depth
-  taking turns (larger topics first). Each pick maximises relevance (the score over the topic's
-  best) + coherence (mean NPMI with the keywords already picked, over the topic's own documents)
-  - 0.2 per topic of the same depth already showing the term: keywords that occur together and
-  are not repeated across the depth (MMR-style).
+  twice among a topic's keywords ("sharepoint, workflow", not "sharepoint, sharepoint workflow").
+- Ten keywords per topic from its 40 best candidates. The first two are the two most distinctive,
+  whatever other topics show (the short description is made of the first keywords). The other eight are picked in turns, all topics of a
+  depth taking part, larger topics first; each pick maximises relevance (score / the topic's best)
+  + coherence (mean NPMI with the keywords picked so far, over the topic's own documents) - 0.7 per
+  topic of the depth already showing the term. So keywords occur together, and a word that tells a
+  topic from its siblings but is spread over its cousins ("card", "python") is not repeated in
+  every list of the depth.
 - The short description takes the first keywords up to three words ("Credit card, refund"); the
   long one lists ten keywords and quotes the topic's representative document.
 """
@@ -73,9 +73,9 @@ _HTML_ENTITY = re.compile(r"&(?:[a-z]+|#\d+);?|#\d+;|<[^>]{0,40}>", re.IGNORECAS
 _TOKEN_PATTERN = r"(?u)\b[^\W\d_]{2,}\b"
 N_KEYWORDS = 10
 N_CANDIDATES = 40  # per topic: the pool its keywords are picked from
-EXCLUSIVITY_POWER = 0.5  # 1 would favour terms found in a single document of the corpus
+LABEL_KEYWORDS = 2  # the most distinctive terms lead whatever other topics show: they make the label
 COHERENCE_WEIGHT = 1.0  # NPMI is in [-1, 1], relevance in [0, 1]
-REUSE_PENALTY = 0.2  # per topic of the same depth already showing a term
+REUSE_PENALTY = 0.7  # per topic of the same depth already showing a term
 
 
 def clean_text(text: str) -> str:
@@ -210,12 +210,15 @@ def depth_keywords(
     topic_ids = np.array(sorted(parent_of), dtype=np.int64)
     local = np.searchsorted(topic_ids, assignment)
     docs_in_topic = _sum_by_topic(terms.presence, local, len(topic_ids))
-    docs_in_corpus = np.asarray(terms.presence.sum(axis=0), dtype=np.float64).ravel()
     rows_of = _rows_by_topic(local, len(topic_ids))
     pools: list[_Pool] = [_Pool.empty()] * len(topic_ids)
     for siblings in _sibling_groups(topic_ids, parent_of):
         block = np.asarray(docs_in_topic[siblings].todense(), dtype=np.float64)
-        scores = _distinctiveness(block, docs_in_corpus)
+        if len(siblings) == 1:
+            # A topic without siblings is told apart from the rest of the corpus instead.
+            rest = np.asarray(terms.presence.sum(axis=0), dtype=np.float64) - block
+            block = np.vstack([block, rest])
+        scores = class_tfidf(sparse.csr_matrix(block))
         for row, index in enumerate(siblings):
             pools[index] = _Pool.of(terms, scores[row], block[row], rows_of[index])
     larger_first = np.argsort(-np.array([len(rows) for rows in rows_of]), kind="stable")
@@ -236,18 +239,6 @@ def _sibling_groups(topic_ids: np.ndarray, parent_of: Mapping[int, int | None]) 
     for index, topic_id in enumerate(topic_ids):
         groups.setdefault(parent_of[int(topic_id)], []).append(index)
     return list(groups.values())
-
-
-def _distinctiveness(docs_in_siblings: np.ndarray, docs_in_corpus: np.ndarray) -> np.ndarray:
-    """Class-based TF-IDF against the siblings times the square root of exclusivity (module rules)."""
-    if len(docs_in_siblings) == 1:
-        # A topic without siblings is told apart from the rest of the corpus instead.
-        rest = np.maximum(docs_in_corpus - docs_in_siblings[0], 0.0)
-        against_siblings = class_tfidf(sparse.csr_matrix(np.vstack([docs_in_siblings[0], rest])))[:1]
-    else:
-        against_siblings = class_tfidf(sparse.csr_matrix(docs_in_siblings))
-    exclusivity = docs_in_siblings / np.maximum(docs_in_corpus, 1.0)
-    return against_siblings * exclusivity**EXCLUSIVITY_POWER
 
 
 @dataclass(frozen=True)
@@ -282,17 +273,19 @@ def _npmi(presence: sparse.csr_matrix) -> np.ndarray:
 
 
 def _pick_across_depth(pools: list[_Pool], order: np.ndarray, n_terms: int) -> list[list[int]]:
-    """N_KEYWORDS term columns per topic, picked in turns (module rules): relevant, coherent, not reused."""
-    picked: list[list[int]] = [[] for _ in pools]  # positions in each pool
-    shown = np.zeros(n_terms, dtype=np.float64)  # topics at this depth showing each term
-    for _ in range(N_KEYWORDS):
+    """N_KEYWORDS term columns per topic (module rules): the label's terms first, then in turns, in
+    `order`, the candidate that is relevant, occurs with the keywords so far and few topics show."""
+    picked = [list(range(min(LABEL_KEYWORDS, len(pool.columns)))) for pool in pools]  # pool positions
+    shown = np.zeros(n_terms, dtype=np.float64)  # topics of this depth showing each term
+    for pool, mine in zip(pools, picked, strict=True):
+        shown[pool.columns[mine]] += 1
+    for _ in range(LABEL_KEYWORDS, N_KEYWORDS):
         for index in order:
             pool, mine = pools[index], picked[index]
             if len(mine) == len(pool.columns):
                 continue
             value = pool.relevance - REUSE_PENALTY * shown[pool.columns]
-            if mine:
-                value = value + COHERENCE_WEIGHT * pool.npmi[:, mine].mean(axis=1)
+            value += COHERENCE_WEIGHT * pool.npmi[:, mine].mean(axis=1)
             value[mine] = -np.inf
             best = int(np.argmax(value))
             mine.append(best)
