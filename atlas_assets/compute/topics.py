@@ -535,33 +535,40 @@ def build_topics(
     n_rows = len(xy)
     if n_rows == 0:
         return TopicModel(np.zeros((0, depth_rule(0)), dtype=np.int32), [])
-    n_depths = depth_rule(n_rows)
-    counts = topic_counts(n_rows, n_depths)
-    if n_rows < 3:
-        levels = [np.zeros(n_rows, dtype=np.int64) for _ in counts]
-    else:
-        weights = _clustering_graph(options.cluster_method, graph, xy)
-        wanted = min(n_rows, max(LEAVES_PER_TOPIC * counts[-1], 2), _MAX_COMMUNITIES)
-        membership = _connected_pieces(weights, _layout_cells(xy, wanted, seed))
-        min_size = max(2, min(10, n_rows // (counts[-1] * 4)))
-        membership = _fold_small(membership, weights, xy, min_size, limit=_MAX_COMMUNITIES)
-        n_leaves = int(membership.max()) + 1
-        leaf_sizes = np.bincount(membership, minlength=n_leaves)
-        leaf_centroids = np.zeros((n_leaves, 2))
-        np.add.at(leaf_centroids, membership, xy)
-        leaf_centroids /= np.maximum(leaf_sizes, 1)[:, None]
-        leaves = _Leaves(_community_weights(weights, membership, n_leaves), leaf_centroids, leaf_sizes)
-        broad = "ward" if options.cluster_method == "fast" else "modularity"
-        if options.enforce_topic_hierarchy:
-            leaf_levels = _top_down(leaves, counts, broad)
-        else:
-            leaf_levels = _bottom_up(leaves, counts, broad)
-        levels = [leaf_level[membership] for leaf_level in leaf_levels]
-        if options.cluster_method == "accurate":
-            levels = _refine(weights, levels)
+    levels = cluster_rows(graph, xy, topic_counts(n_rows, depth_rule(n_rows)), options, seed)
     assignments, parents = _renumber(levels)
     topics = _name_topics(assignments, parents, xy, texts, None if vectors is None else np.asarray(vectors))
     return TopicModel(assignments, topics)
+
+
+def cluster_rows(
+    graph: NeighbourGraph, xy: np.ndarray, counts: list[int], options: NomicTopicOptions, seed: int = 0
+) -> list[np.ndarray]:
+    """A nested topic label per row at every depth (steps 1-4 of the module docstring), about
+    counts[d] topics at depth d+1."""
+    n_rows = len(xy)
+    if n_rows < 3:
+        return [np.zeros(n_rows, dtype=np.int64) for _ in counts]
+    weights = _clustering_graph(options.cluster_method, graph, xy)
+    wanted = min(n_rows, max(LEAVES_PER_TOPIC * counts[-1], 2), _MAX_COMMUNITIES)
+    membership = _connected_pieces(weights, _layout_cells(xy, wanted, seed))
+    min_size = max(2, min(10, n_rows // (counts[-1] * 4)))
+    membership = _fold_small(membership, weights, xy, min_size, limit=_MAX_COMMUNITIES)
+    n_leaves = int(membership.max()) + 1
+    leaf_sizes = np.bincount(membership, minlength=n_leaves)
+    leaf_centroids = np.zeros((n_leaves, 2))
+    np.add.at(leaf_centroids, membership, xy)
+    leaf_centroids /= np.maximum(leaf_sizes, 1)[:, None]
+    leaves = _Leaves(_community_weights(weights, membership, n_leaves), leaf_centroids, leaf_sizes)
+    broad = "ward" if options.cluster_method == "fast" else "modularity"
+    if options.enforce_topic_hierarchy:
+        leaf_levels = _top_down(leaves, counts, broad)
+    else:
+        leaf_levels = _bottom_up(leaves, counts, broad)
+    levels = [leaf_level[membership] for leaf_level in leaf_levels]
+    if options.cluster_method == "accurate":
+        levels = _refine(weights, levels)
+    return levels
 
 
 @dataclass(frozen=True)
