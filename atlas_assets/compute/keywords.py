@@ -138,11 +138,6 @@ def count_terms(texts: Sequence[str], max_terms: int = 50_000) -> TermCounts:
     return TermCounts(counts[:, kept].tocsr(), names[kept])
 
 
-def topic_term_counts(terms: TermCounts, assignment: np.ndarray, n_topics: int) -> sparse.csr_matrix:
-    """(n_topics, n_terms) summed counts of the rows of each topic (assignment = topic per row, 0-based)."""
-    return _sum_by_topic(terms.counts, assignment, n_topics)
-
-
 def _sum_by_topic(matrix: sparse.csr_matrix, assignment: np.ndarray, n_topics: int) -> sparse.csr_matrix:
     n_rows = matrix.shape[0]
     membership = sparse.csr_matrix(
@@ -160,11 +155,6 @@ def class_tfidf(topic_counts: sparse.csr_matrix) -> np.ndarray:
     mean_words = max(float(words_per_topic.mean()), 1.0)
     inverse = np.log1p(mean_words / np.maximum(frequency_over_all, 1.0))
     return term_frequency * inverse[None, :]
-
-
-def pick_keywords(scores: np.ndarray, counts: np.ndarray, terms: np.ndarray, n: int = N_KEYWORDS) -> list[str]:
-    """Top `n` terms of one topic by score with bigrams preferred where they read better (module rules)."""
-    return [terms[column] for column in candidate_columns(scores, counts, terms, n)]
 
 
 def candidate_columns(scores: np.ndarray, counts: np.ndarray, terms: np.ndarray, n: int) -> list[int]:

@@ -411,11 +411,7 @@ def _name_topics(
         members_of = _members_by_topic(column)
         keywords_of: dict[int, list[str]] = {int(t): [] for t in topic_ids}
         if terms is not None and terms.counts.shape[1]:
-            groups: dict[int | None, list[int]] = {}
-            for topic_id in topic_ids:
-                groups.setdefault(parents[int(topic_id)], []).append(int(topic_id))
-            for siblings in groups.values():
-                keywords_of.update(_sibling_keywords(terms, column, siblings))
+            keywords_of.update(kw.depth_keywords(terms, column, {int(t): parents[int(t)] for t in topic_ids}))
         names, alternatives = [], []
         for number, topic_id in enumerate(topic_ids, start=1):
             centre = xy[members_of[int(topic_id)]].mean(axis=0)
@@ -453,29 +449,6 @@ def _name_topics(
                 )
             )
     return topics
-
-
-def _sibling_keywords(
-    terms: kw.TermCounts, column: np.ndarray, siblings: list[int]
-) -> dict[int, list[str]]:
-    rows = np.nonzero(np.isin(column, siblings))[0]
-    local = np.searchsorted(np.asarray(siblings), column[rows]) if siblings == sorted(siblings) else None
-    if local is None:
-        position = {topic_id: i for i, topic_id in enumerate(siblings)}
-        local = np.array([position[int(t)] for t in column[rows]])
-    sub = kw.TermCounts(terms.counts[rows], terms.terms)
-    per_topic = kw.topic_term_counts(sub, local, len(siblings))
-    if len(siblings) == 1:
-        # A topic without siblings is told apart from the whole corpus instead.
-        everything = np.asarray(terms.counts.sum(axis=0)).ravel()
-        mine = np.asarray(per_topic.todense()).ravel()
-        per_topic = sparse.csr_matrix(np.vstack([mine, np.maximum(everything - mine, 0.0)]))
-    scores = kw.class_tfidf(per_topic)
-    dense_counts = np.asarray(per_topic.todense())
-    return {
-        topic_id: kw.pick_keywords(scores[i], dense_counts[i], terms.terms)
-        for i, topic_id in enumerate(siblings)
-    }
 
 
 # ---------------------------------------------------------------------------------------------
