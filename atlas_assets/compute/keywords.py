@@ -5,13 +5,13 @@ Rules (docs/topics_and_duplicates.md):
   lower-cased; scikit-learn's English stop words plus boilerplate of mail, news and web text
   ("subject", "writes", "article", "http", ...) never count. Unigrams and bigrams are counted; a
   bigram is a candidate only if it occurs in at least a few documents.
-- Counts are documents, not occurrences: a term counts once per document that holds it (a post that
-  repeats "ax" 500 times is one document about it).
-- Distinctive against the siblings (class-based TF-IDF): a term scores df(term, topic) / |topic
-  terms| * log(1 + mean terms per sibling / df of the term over all siblings). A term frequent in
-  the topic and rare in its siblings scores high; a term common to all siblings scores low.
+- A document weighs a term it holds 1 + ln(occurrences) (sublinear tf): a post that repeats "ax"
+  500 times weighs 7, not 500, and a term a post is about still outweighs one it mentions once.
+- Distinctive against the siblings (class-based TF-IDF): a term scores w(term, topic) / w(topic) *
+  log(1 + mean w per sibling / w of the term over all siblings), w the summed weights above. A term
+  frequent in the topic and rare in its siblings scores high; one common to all siblings scores low.
 - Bigrams read better than their parts: a unigram is replaced by a bigram containing it (among the
-  top candidates) when the bigram holds at least half of the unigram's documents; no word appears
+  top candidates) when the bigram holds at least half of the unigram's weight; no word appears
   twice among a topic's keywords ("sharepoint, workflow", not "sharepoint, sharepoint workflow").
 - Ten keywords per topic from its 40 best candidates. The first two are the two most distinctive,
   whatever other topics show (the short description is made of the first keywords). The other eight are picked in turns, all topics of a
@@ -92,8 +92,15 @@ class TermCounts:
     terms: np.ndarray  # str per column; bigrams contain one space
 
     @cached_property
+    def sublinear(self) -> sparse.csr_matrix:
+        """1 + ln(count) where a document holds a term: a post that repeats "ax" 500 times weighs 7."""
+        weights = self.counts.copy()
+        weights.data = 1.0 + np.log(weights.data)
+        return weights
+
+    @cached_property
     def presence(self) -> sparse.csr_matrix:
-        """1 where a document holds a term: keywords are scored by documents, not occurrences."""
+        """1 where a document holds a term: coherence is co-occurrence in documents."""
         present = self.counts.copy()
         present.data[:] = 1.0
         return present
@@ -157,9 +164,11 @@ def class_tfidf(topic_counts: sparse.csr_matrix) -> np.ndarray:
     return term_frequency * inverse[None, :]
 
 
-def candidate_columns(scores: np.ndarray, counts: np.ndarray, terms: np.ndarray, n: int) -> list[int]:
-    """Columns of the top `n` terms by score, bigrams preferred, no word twice (module rules)."""
-    order = np.flatnonzero((scores > 0) & (counts > 0))
+def candidate_columns(scores: np.ndarray, uses: np.ndarray, terms: np.ndarray, n: int) -> list[int]:
+    """Columns of the top `n` terms by score, bigrams preferred, no word twice (module rules).
+
+    uses: how much the topic uses each term (weighted documents), for the bigram rule."""
+    order = np.flatnonzero((scores > 0) & (uses > 0))
     if len(order) > n * 6:  # a partial sort: a topic has a few hundred candidates of 50,000 terms
         order = order[np.argpartition(-scores[order], n * 6)[: n * 6]]
     order = order[np.argsort(-scores[order], kind="stable")]
@@ -173,13 +182,13 @@ def candidate_columns(scores: np.ndarray, counts: np.ndarray, terms: np.ndarray,
         if used_words & set(words):  # "card" after "credit card", or "credit card" after "card"
             continue
         if len(words) == 1:
-            # A bigram further down that carries most of this word's documents reads better.
+            # A bigram further down that carries most of this word's uses reads better.
             column, words = next(
                 (
                     (bigram, pair)
                     for bigram, pair in bigrams
                     if words[0] in pair and len(set(pair)) == 2 and not used_words & set(pair)
-                    and counts[bigram] >= 0.5 * counts[column]
+                    and uses[bigram] >= 0.5 * uses[column]
                 ),
                 (column, words),
             )
@@ -199,14 +208,14 @@ def depth_keywords(
     """
     topic_ids = np.array(sorted(parent_of), dtype=np.int64)
     local = np.searchsorted(topic_ids, assignment)
-    docs_in_topic = _sum_by_topic(terms.presence, local, len(topic_ids))
+    weight_in_topic = _sum_by_topic(terms.sublinear, local, len(topic_ids))
     rows_of = _rows_by_topic(local, len(topic_ids))
     pools: list[_Pool] = [_Pool.empty()] * len(topic_ids)
     for siblings in _sibling_groups(topic_ids, parent_of):
-        block = np.asarray(docs_in_topic[siblings].todense(), dtype=np.float64)
+        block = np.asarray(weight_in_topic[siblings].todense(), dtype=np.float64)
         if len(siblings) == 1:
             # A topic without siblings is told apart from the rest of the corpus instead.
-            rest = np.asarray(terms.presence.sum(axis=0), dtype=np.float64) - block
+            rest = np.asarray(terms.sublinear.sum(axis=0), dtype=np.float64) - block
             block = np.vstack([block, rest])
         scores = class_tfidf(sparse.csr_matrix(block))
         for row, index in enumerate(siblings):
@@ -244,8 +253,8 @@ class _Pool:
         return _Pool(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros((0, 0)))
 
     @staticmethod
-    def of(terms: TermCounts, scores: np.ndarray, docs: np.ndarray, rows: np.ndarray) -> "_Pool":
-        columns = np.array(candidate_columns(scores, docs, terms.terms, N_CANDIDATES), dtype=np.int64)
+    def of(terms: TermCounts, scores: np.ndarray, uses: np.ndarray, rows: np.ndarray) -> "_Pool":
+        columns = np.array(candidate_columns(scores, uses, terms.terms, N_CANDIDATES), dtype=np.int64)
         if len(columns) == 0:
             return _Pool.empty()
         relevance = scores[columns] / float(scores[columns].max())
