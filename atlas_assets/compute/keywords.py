@@ -14,12 +14,12 @@ Rules (docs/topics_and_duplicates.md):
   top candidates) when the bigram holds at least half of the unigram's weight; no word appears
   twice among a topic's keywords ("sharepoint, workflow", not "sharepoint, sharepoint workflow").
 - Ten keywords per topic from its 40 best candidates. The first two are the two most distinctive,
-  whatever other topics show (the short description is made of the first keywords). The other eight are picked in turns, all topics of a
-  depth taking part, larger topics first; each pick maximises relevance (score / the topic's best)
-  + coherence (mean NPMI with the keywords picked so far, over the topic's own documents) - 0.7 per
-  topic of the depth already showing the term. So keywords occur together, and a word that tells a
-  topic from its siblings but is spread over its cousins ("card", "python") is not repeated in
-  every list of the depth.
+  whatever other topics show (the short description is made of the first keywords). The other
+  eight are picked in turns, all topics of a depth taking part, larger topics first; each pick
+  maximises relevance (score / the topic's best) + coherence (mean NPMI with the keywords picked so
+  far, over the topic's own documents) - 0.7 per topic of the depth already showing the term. So
+  keywords occur together, and a word that tells a topic from its siblings but is spread over its
+  cousins ("card", "python") is not repeated in every list of the depth.
 - The short description takes the first keywords up to three words ("Credit card, refund"); the
   long one lists ten keywords and quotes the topic's representative document.
 """
