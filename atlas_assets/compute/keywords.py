@@ -13,7 +13,7 @@ Rules (docs/topics_and_duplicates.md):
 - Bigrams read better than their parts: a unigram is replaced by a bigram containing it (among the
   top candidates) when the bigram holds at least half of the unigram's weight; no word appears
   twice among a topic's keywords ("sharepoint, workflow", not "sharepoint, sharepoint workflow").
-- Ten keywords per topic from its 40 best candidates. The first two are the two most distinctive,
+- Ten keywords per topic from its 60 best candidates. The first two are the two most distinctive,
   whatever other topics show (the short description is made of the first keywords). The other
   eight are picked in turns, all topics of a depth taking part, larger topics first; each pick
   maximises relevance (score / the topic's best) + coherence (mean NPMI with the keywords picked so
@@ -72,7 +72,7 @@ _BOILERPLATE_PATTERNS = re.compile(
 _HTML_ENTITY = re.compile(r"&(?:[a-z]+|#\d+);?|#\d+;|<[^>]{0,40}>", re.IGNORECASE)
 _TOKEN_PATTERN = r"(?u)\b[^\W\d_]{2,}\b"
 N_KEYWORDS = 10
-N_CANDIDATES = 40  # per topic: the pool its keywords are picked from
+N_CANDIDATES = 60  # per topic: the pool its keywords are picked from
 LABEL_KEYWORDS = 2  # the most distinctive terms lead whatever other topics show: they make the label
 COHERENCE_WEIGHT = 1.0  # NPMI is in [-1, 1], relevance in [0, 1]
 REUSE_PENALTY = 0.7  # per topic of the same depth already showing a term
