@@ -92,6 +92,11 @@ class TermCounts:
     terms: np.ndarray  # str per column; bigrams contain one space
 
     @cached_property
+    def words(self) -> list[list[str]]:
+        """The words of every term (a bigram has two)."""
+        return [term.split(" ") for term in self.terms]
+
+    @cached_property
     def sublinear(self) -> sparse.csr_matrix:
         """1 + ln(count) where a document holds a term: a post that repeats "ax" 500 times weighs 7."""
         weights = self.counts.copy()
@@ -164,36 +169,40 @@ def class_tfidf(topic_counts: sparse.csr_matrix) -> np.ndarray:
     return term_frequency * inverse[None, :]
 
 
-def candidate_columns(scores: np.ndarray, uses: np.ndarray, terms: np.ndarray, n: int) -> list[int]:
+def candidate_columns(scores: np.ndarray, uses: np.ndarray, words: Sequence[list[str]], n: int) -> list[int]:
     """Columns of the top `n` terms by score, bigrams preferred, no word twice (module rules).
 
-    uses: how much the topic uses each term (weighted documents), for the bigram rule."""
+    uses: how much the topic uses each term (weighted documents), for the bigram rule; words: the
+    words of each term (TermCounts.words)."""
     order = np.flatnonzero((scores > 0) & (uses > 0))
     if len(order) > n * 6:  # a partial sort: a topic has a few hundred candidates of 50,000 terms
         order = order[np.argpartition(-scores[order], n * 6)[: n * 6]]
-    order = order[np.argsort(-scores[order], kind="stable")]
-    bigrams = [(int(column), terms[column].split(" ")) for column in order if " " in terms[column]]
+    order = [int(column) for column in order[np.argsort(-scores[order], kind="stable")]]
+    words_of = {column: words[column] for column in order}
+    bigrams_with: dict[str, list[int]] = {}  # word -> bigram columns holding it, best first
+    for column in order:
+        if len(set(words_of[column])) == 2:
+            for word in words_of[column]:
+                bigrams_with.setdefault(word, []).append(column)
     chosen: list[int] = []
     used_words: set[str] = set()
-    for column in map(int, order):
-        words = terms[column].split(" ")
-        if len(set(words)) < len(words):  # "ap ap": a repeated word is markup, not a phrase
+    for column in order:
+        term_words = words_of[column]
+        if len(set(term_words)) < len(term_words):  # "ap ap": a repeated word is markup, not a phrase
             continue
-        if used_words & set(words):  # "card" after "credit card", or "credit card" after "card"
+        if used_words & set(term_words):  # "card" after "credit card", or "credit card" after "card"
             continue
-        if len(words) == 1:
+        if len(term_words) == 1:
             # A bigram further down that carries most of this word's uses reads better.
-            column, words = next(
-                (
-                    (bigram, pair)
-                    for bigram, pair in bigrams
-                    if words[0] in pair and len(set(pair)) == 2 and not used_words & set(pair)
-                    and uses[bigram] >= 0.5 * uses[column]
-                ),
-                (column, words),
+            better = (
+                bigram
+                for bigram in bigrams_with.get(term_words[0], [])
+                if uses[bigram] >= 0.5 * uses[column] and not used_words & set(words_of[bigram])
             )
+            column = next(better, column)
+            term_words = words_of[column]
         chosen.append(column)
-        used_words.update(words)
+        used_words.update(term_words)
         if len(chosen) >= n:
             break
     return chosen
@@ -254,7 +263,7 @@ class _Pool:
 
     @staticmethod
     def of(terms: TermCounts, scores: np.ndarray, uses: np.ndarray, rows: np.ndarray) -> "_Pool":
-        columns = np.array(candidate_columns(scores, uses, terms.terms, N_CANDIDATES), dtype=np.int64)
+        columns = np.array(candidate_columns(scores, uses, terms.words, N_CANDIDATES), dtype=np.int64)
         if len(columns) == 0:
             return _Pool.empty()
         relevance = scores[columns] / float(scores[columns].max())

@@ -66,7 +66,8 @@ def test_class_tfidf_ranks_terms_of_one_topic_above_terms_shared_by_all() -> Non
 
 
 def pick(scores: np.ndarray, counts: np.ndarray, terms: np.ndarray) -> list[str]:
-    return [terms[column] for column in kw.candidate_columns(scores, counts, terms, kw.N_KEYWORDS)]
+    words = [term.split(" ") for term in terms]
+    return [terms[column] for column in kw.candidate_columns(scores, counts, words, kw.N_KEYWORDS)]
 
 
 def test_a_bigram_replaces_its_own_words_when_it_carries_them() -> None:
