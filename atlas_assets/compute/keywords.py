@@ -151,6 +151,7 @@ def count_terms(texts: Sequence[str], max_terms: int = 50_000) -> TermCounts:
 
 
 def _sum_by_topic(matrix: sparse.csr_matrix, assignment: np.ndarray, n_topics: int) -> sparse.csr_matrix:
+    """(n_topics, n_terms) sums of the rows of each topic (assignment: 0-based topic per row)."""
     n_rows = matrix.shape[0]
     membership = sparse.csr_matrix(
         (np.ones(n_rows, dtype=np.float32), (assignment, np.arange(n_rows))), shape=(n_topics, n_rows)
@@ -158,12 +159,11 @@ def _sum_by_topic(matrix: sparse.csr_matrix, assignment: np.ndarray, n_topics: i
     return (membership @ matrix).tocsr()
 
 
-def class_tfidf(topic_counts: sparse.csr_matrix) -> np.ndarray:
-    """Class-based TF-IDF of each term per topic against the other topics of the same matrix."""
-    dense = np.asarray(topic_counts.todense(), dtype=np.float64)
-    words_per_topic = dense.sum(axis=1, keepdims=True)
-    term_frequency = dense / np.maximum(words_per_topic, 1.0)
-    frequency_over_all = dense.sum(axis=0)
+def class_tfidf(topic_weights: np.ndarray) -> np.ndarray:
+    """Class-based TF-IDF of each term (column) per topic (row) against the other topics (rows)."""
+    words_per_topic = topic_weights.sum(axis=1, keepdims=True)
+    term_frequency = topic_weights / np.maximum(words_per_topic, 1.0)
+    frequency_over_all = topic_weights.sum(axis=0)
     mean_words = max(float(words_per_topic.mean()), 1.0)
     inverse = np.log1p(mean_words / np.maximum(frequency_over_all, 1.0))
     return term_frequency * inverse[None, :]
@@ -226,7 +226,7 @@ def depth_keywords(
             # A topic without siblings is told apart from the rest of the corpus instead.
             rest = np.asarray(terms.sublinear.sum(axis=0), dtype=np.float64) - block
             block = np.vstack([block, rest])
-        scores = class_tfidf(sparse.csr_matrix(block))
+        scores = class_tfidf(block)
         for row, index in enumerate(siblings):
             pools[index] = _Pool.of(terms, scores[row], block[row], rows_of[index])
     larger_first = np.argsort(-np.array([len(rows) for rows in rows_of]), kind="stable")
