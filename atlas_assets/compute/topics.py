@@ -19,7 +19,9 @@ How topics are built (docs/topics_and_duplicates.md has the measured figures):
    more communities. Either way each topic at depth d+1 lies inside exactly one topic at depth d.
 4. "accurate" topics are refined row by row (a row joins the topic holding most of its edge
    weight, depth 1 first, deeper depths among the children of the row's parent).
-5. Names: class-based TF-IDF keywords against the sibling topics (compute/keywords.py); without
+5. Names (compute/keywords.py, one call per depth): the two keywords that set a topic apart from
+   its siblings most (class-based TF-IDF) make its short description; eight more are picked in
+   turns across the depth for relevance, co-occurrence and few repeats among cousins. Without
    texts, "Topic 3 (north-west)" from the topic's number and its position on the map.
 """
 
