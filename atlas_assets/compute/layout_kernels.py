@@ -5,6 +5,15 @@ writes each row's new position to `target`, and only the thread that owns a row 
 own position moves through its edges in order (as in umap-learn's sequential loop) while the other
 rows are seen as they were at the start of the epoch. Negative samples come from a counter-based
 generator keyed by (seed, epoch, row), so the result does not depend on which thread ran which row.
+
+Attraction of a sampled edge (i, j) comes in two halves. umap-learn's visit of an edge moves both
+ends, so row i is pulled once from its own visit of (i, j), at its current position, and once from
+row j's visit of (j, i), at positions i did not choose. Here only row i may write row i, so it applies
+both halves itself: one from its current (live) position, one from both ends' positions at the start
+of the epoch. Taking all of it from the live position instead chains the steps: early on, when one
+step covers most of the distance, the row ends near the last neighbours in its list rather than among
+all of them. Measured: trustworthiness 0.913 -> 0.930 on 20newsgroups, random-triplet accuracy
+0.606 -> 0.617 on digits (docs/layout.md).
 """
 
 from __future__ import annotations
@@ -117,6 +126,18 @@ def _clip(value: np.float32) -> np.float32:
     return value
 
 
+@numba.njit(inline="always")
+def _attraction_step(dx: np.float32, dy: np.float32, a: np.float32, b: np.float32, attract: np.float32):
+    """Clipped gradient of the attraction between two points dx, dy apart (umap-learn's,
+    -2ab d^(2b-2) / (1 + a d^2b) times the offset); zero when they coincide."""
+    d2 = dx * dx + dy * dy
+    if d2 <= np.float32(0.0):
+        return np.float32(0.0), np.float32(0.0)
+    d2b = np.exp(b * np.log(d2))  # d2 ** b; d2 ** (b - 1) = d2b / d2
+    coeff = attract * (d2b / d2) / (a * d2b + np.float32(1.0))
+    return _clip(coeff * dx), _clip(coeff * dy)
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def sgd_epoch(
     source: np.ndarray,
@@ -139,8 +160,8 @@ def sgd_epoch(
     """One epoch of UMAP-style SGD over the rows whose `movable` flag is set (all when empty).
 
     Row i owns the edges indptr[i]:indptr[i+1] (to heads_to[...]); it moves towards each sampled
-    neighbour (attraction, scaled by attraction_scale because each undirected edge is visited from
-    both ends but moves only its owner) and away from negative samples drawn uniformly.
+    neighbour (attraction: half from its live position, half from the epoch's start, see the module
+    docstring; attraction_scale scales both) and away from negative samples drawn uniformly.
     """
     n = source.shape[0]
     use_mask = movable.shape[0] == n
@@ -150,7 +171,7 @@ def sgd_epoch(
     b32 = np.float32(b)
     attract = np.float32(-2.0 * a * b)
     repel = np.float32(2.0 * gamma * b)
-    step_attract = np.float32(alpha * attraction_scale)
+    half_step_attract = np.float32(0.5 * alpha * attraction_scale)
     step_repel = np.float32(alpha)
     one = np.float32(1.0)
     zero = np.float32(0.0)
@@ -167,14 +188,13 @@ def sgd_epoch(
             if next_sample[e] > epoch:
                 continue
             j = heads_to[e]
-            dx = x - source[j, 0]
-            dy = y - source[j, 1]
-            d2 = dx * dx + dy * dy
-            if d2 > zero:
-                d2b = np.exp(b32 * np.log(d2))  # d2 ** b; d2 ** (b - 1) = d2b / d2
-                coeff = attract * (d2b / d2) / (a32 * d2b + one)
-                x += _clip(coeff * dx) * step_attract
-                y += _clip(coeff * dy) * step_attract
+            # i's own visit (live position) and j's visit of (j, i) (positions at the epoch's start)
+            own_x, own_y = _attraction_step(x - source[j, 0], y - source[j, 1], a32, b32, attract)
+            their_x, their_y = _attraction_step(
+                source[i, 0] - source[j, 0], source[i, 1] - source[j, 1], a32, b32, attract
+            )
+            x += (own_x + their_x) * half_step_attract
+            y += (own_y + their_y) * half_step_attract
             next_sample[e] += epochs_per_sample[e]
             n_negative = int((epoch - next_negative[e]) / epochs_per_negative[e])
             for _ in range(n_negative):
