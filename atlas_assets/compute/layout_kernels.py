@@ -12,8 +12,8 @@ row j's visit of (j, i), at positions i did not choose. Here only row i may writ
 both halves itself: one from its current (live) position, one from both ends' positions at the start
 of the epoch. Taking all of it from the live position instead chains the steps: early on, when one
 step covers most of the distance, the row ends near the last neighbours in its list rather than among
-all of them. Measured: trustworthiness 0.913 -> 0.930 on 20newsgroups, random-triplet accuracy
-0.606 -> 0.617 on digits (docs/layout.md).
+all of them. Measured: trustworthiness 0.913 -> 0.931 on 20newsgroups, random-triplet accuracy
+0.606 -> 0.615 on digits (mean of seeds 0-4; docs/layout.md).
 """
 
 from __future__ import annotations

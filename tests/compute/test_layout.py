@@ -47,11 +47,21 @@ def test_the_map_is_a_finite_float32_point_per_row(digits_map: np.ndarray, digit
 
 
 def test_digits_map_quality_floors(digits: np.ndarray, digits_map: np.ndarray) -> None:
-    # umap-learn on the same graph measures about 0.49 / 0.53 / 0.988 / 0.60 here
-    assert neighbourhood_preservation(digits, digits_map, 10, "euclidean") >= 0.46
-    assert neighbourhood_preservation(digits, digits_map, 15, "euclidean") >= 0.50
-    assert trustworthiness_score(digits, digits_map, 15, "euclidean") >= 0.98
-    assert random_triplet_accuracy(digits, digits_map, metric="euclidean") >= 0.56
+    # seed 0 measures 0.491 / 0.528 / 0.986 / 0.603; umap-learn on the same graph about
+    # 0.488 / 0.532 / 0.987 / 0.619 (its triplet accuracy moves by +-0.02 between runs)
+    assert neighbourhood_preservation(digits, digits_map, 10, "euclidean") >= 0.48
+    assert neighbourhood_preservation(digits, digits_map, 15, "euclidean") >= 0.52
+    assert trustworthiness_score(digits, digits_map, 15, "euclidean") >= 0.985
+    assert random_triplet_accuracy(digits, digits_map, metric="euclidean") >= 0.59
+
+
+def test_digits_triplet_accuracy_over_five_seeds(digits: np.ndarray, digits_graph: NeighbourGraph, digits_map: np.ndarray) -> None:
+    # one seed moves by +-0.01, so the mean of seeds 0-4 is guarded: 0.615 now, umap-learn about 0.619;
+    # taking all of an edge's attraction from the row's live position (layout_kernels) gave 0.606
+    params = resolve_layout_params(None, digits_graph.n_rows)
+    maps = [digits_map] + [compute_layout(digits_graph, params, seed=seed) for seed in range(1, 5)]
+    accuracies = [random_triplet_accuracy(digits, xy, metric="euclidean") for xy in maps]
+    assert np.mean(accuracies) >= 0.611
 
 
 def test_the_same_seed_gives_the_same_map_and_another_seed_another(digits_graph: NeighbourGraph, digits_map: np.ndarray) -> None:
