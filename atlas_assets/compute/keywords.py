@@ -301,13 +301,25 @@ def _pick_across_depth(pools: list[_Pool], order: np.ndarray, n_terms: int) -> l
     return [[int(pool.columns[p]) for p in mine] for pool, mine in zip(pools, picked, strict=True)]
 
 
+def _singular(word: str) -> str:
+    """A plural's singular by the regular English endings: enough to see "cards" repeat "card"."""
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ses", "xes", "ches", "shes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
+        return word[:-1]
+    return word
+
+
 def short_description(keywords: Sequence[str], max_words: int = 3) -> str:
-    """2-3 words from the first keywords, no word twice: "Credit card, refund"; "" without keywords."""
+    """2-3 words from the first keywords, no word twice (nor its plural): "Credit card, refund", not
+    "Card, cards"; "" without keywords."""
     parts: list[str] = []
     seen: set[str] = set()
     n_words = 0
     for keyword in keywords:
-        words = keyword.split(" ")
+        words = [_singular(word) for word in keyword.split(" ")]
         if seen & set(words):
             continue
         if n_words + len(words) > max_words:

@@ -172,6 +172,13 @@ def test_short_description_has_two_or_three_words() -> None:
     assert kw.short_description([]) == ""
 
 
+def test_short_description_never_repeats_a_word_as_its_plural() -> None:
+    assert kw.short_description(["card", "cards", "pin"]) == "Card, pin"
+    assert kw.short_description(["currencies", "currency", "exchange"]) == "Currencies, exchange"
+    assert kw.short_description(["virus", "viruses", "email"]) == "Virus, email"
+    assert kw.short_description(["business", "news"]) == "Business, news"
+
+
 def test_long_description_quotes_the_representative_document_on_one_line() -> None:
     text = kw.long_description(["orbit", "probe"], "The probe\n\nreached   orbit. " + "word " * 100)
     assert text.startswith('Keywords: orbit, probe. Example: "The probe reached orbit.')
