@@ -20,8 +20,8 @@ Rules (docs/topics_and_duplicates.md):
   far, over the topic's own documents) - 0.7 per topic of the depth already showing the term. So
   keywords occur together, and a word that tells a topic from its siblings but is spread over its
   cousins ("card", "python") is not repeated in every list of the depth.
-- The short description takes the first keywords up to three words ("Credit card, refund"); the
-  long one lists ten keywords and quotes the topic's representative document.
+- The short description takes the first keywords up to three words, no word twice nor as its
+  plural ("Credit card, refund", not "Card, cards"); the long one lists ten keywords and quotes the topic's representative document.
 """
 
 from __future__ import annotations
