@@ -21,7 +21,8 @@ Rules (docs/topics_and_duplicates.md):
   keywords occur together, and a word that tells a topic from its siblings but is spread over its
   cousins ("card", "python") is not repeated in every list of the depth.
 - The short description takes the first keywords up to three words, no word twice nor as its
-  plural ("Credit card, refund", not "Card, cards"); the long one lists ten keywords and quotes the topic's representative document.
+  plural ("Credit card, refund", not "Card, cards"); the long one lists ten keywords and quotes
+  the topic's representative document.
 """
 
 from __future__ import annotations
