@@ -49,6 +49,10 @@ SPECTRAL_MAX_ITERATIONS = 3000
 """ARPACK iterations before the spectral init gives up for the diffusion init (bounds its time)."""
 INIT_EXTENT = 10.0
 """Initial coordinates are scaled so the largest absolute coordinate is this (as umap-learn)."""
+PCA_SAMPLE_ROWS = 10_000
+"""Rows (a seeded sample) whose principal axes place the map when the vectors are given; all rows
+are then projected on them, in chunks of PCA_CHUNK_ROWS (no full normalised copy of the vectors)."""
+PCA_CHUNK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class LayoutParams:
     repulsion_strength: float = 1.0
     attraction_neighbors: int = 15
     local_connectivity: float = 1.0
-    init: Literal["auto", "spectral", "diffusion"] = "auto"
+    init: Literal["auto", "pca", "spectral", "diffusion"] = "auto"
     update_epochs: int = 100
 
     def __post_init__(self) -> None:
@@ -91,7 +95,7 @@ class LayoutParams:
             (1 <= self.attraction_neighbors <= self.n_neighbors,
              "local_neighborhood_size must be in 1..n_neighbors"),
             (self.local_connectivity >= 0, "local_connectivity must be >= 0"),
-            (self.init in ("auto", "spectral", "diffusion"), "init must be auto, spectral or diffusion"),
+            (self.init in ("auto", "pca", "spectral", "diffusion"), "init must be auto, pca, spectral or diffusion"),
             (1 <= self.update_epochs <= 10_000, "update_epochs must be in 1..10000"),
         ]
         for ok, message in checks:
@@ -332,7 +336,52 @@ def _component_centres(
     return np.column_stack([np.sqrt(rank) * np.cos(angle), np.sqrt(rank) * np.sin(angle)])
 
 
+def pca_init(vectors: np.ndarray, cosine: bool, seed: int) -> np.ndarray | None:
+    """Every row projected on the first two principal axes of the (unit-normalised when cosine)
+    vectors, the axes fitted on a seeded sample of PCA_SAMPLE_ROWS rows; None when the vectors
+    have fewer than two columns or rows."""
+    n = len(vectors)
+    if n < 2 or vectors.ndim != 2 or vectors.shape[1] < 2:
+        return None
+
+    def prepared(rows: np.ndarray) -> np.ndarray:
+        block = np.asarray(vectors[rows], dtype=np.float64)
+        if cosine:
+            block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+        return block
+
+    sample = prepared(np.sort(np.random.default_rng(seed).permutation(n)[:PCA_SAMPLE_ROWS]))
+    mean = sample.mean(axis=0)
+    _, _, axes = np.linalg.svd(sample - mean, full_matrices=False)
+    coords = np.empty((n, 2))
+    for start in range(0, n, PCA_CHUNK_ROWS):
+        rows = np.arange(start, min(start + PCA_CHUNK_ROWS, n))
+        coords[rows] = (prepared(rows) - mean) @ axes[:2].T
+    return coords
+
+
 def initial_positions(
+    weights: sp.csr_matrix,
+    params: LayoutParams,
+    seed: int,
+    vectors: np.ndarray | None = None,
+    cosine: bool = True,
+) -> np.ndarray:
+    """Starting map, scaled so the largest coordinate is INIT_EXTENT.
+
+    With the vectors (init "auto" or "pca"): their first two principal axes. The start decides the
+    map's large-scale arrangement, which SGD on neighbour edges hardly changes; from PCA, random
+    triplet accuracy on digits is 0.69 instead of 0.615 from the spectral start (umap-learn's default,
+    0.62), and trustworthiness on 20newsgroups 0.933 instead of 0.929 (docs/layout.md).
+    Without them, or with init "spectral" / "diffusion": _graph_positions."""
+    if params.init in ("auto", "pca") and vectors is not None and len(vectors) == weights.shape[0]:
+        coords = pca_init(vectors, cosine, seed)
+        if coords is not None:
+            return _scaled(coords, seed)
+    return _graph_positions(weights, params, seed, vectors, cosine)
+
+
+def _graph_positions(
     weights: sp.csr_matrix,
     params: LayoutParams,
     seed: int,

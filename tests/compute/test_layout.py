@@ -36,8 +36,9 @@ def digits_graph(digits: np.ndarray) -> NeighbourGraph:
 
 
 @pytest.fixture(scope="module")
-def digits_map(digits_graph: NeighbourGraph) -> np.ndarray:
-    return compute_layout(digits_graph, resolve_layout_params(None, digits_graph.n_rows), seed=0)
+def digits_map(digits: np.ndarray, digits_graph: NeighbourGraph) -> np.ndarray:
+    """The pipeline's path: the vectors are given, so the map starts from their principal axes."""
+    return compute_layout(digits_graph, resolve_layout_params(None, digits_graph.n_rows), seed=0, vectors=digits)
 
 
 def test_the_map_is_a_finite_float32_point_per_row(digits_map: np.ndarray, digits: np.ndarray) -> None:
@@ -47,37 +48,45 @@ def test_the_map_is_a_finite_float32_point_per_row(digits_map: np.ndarray, digit
 
 
 def test_digits_map_quality_floors(digits: np.ndarray, digits_map: np.ndarray) -> None:
-    # seed 0 measures 0.491 / 0.528 / 0.986 / 0.603; umap-learn on the same graph about
-    # 0.488 / 0.532 / 0.987 / 0.619 (its triplet accuracy moves by +-0.02 between runs)
+    # seed 0 measures NP@10 0.489, NP@15 0.529, T(15) 0.986, triplet accuracy 0.688; umap-learn on
+    # the same graph about 0.488 / 0.532 / 0.987 / 0.62 (its triplet accuracy moves by +-0.02
+    # between runs); from the spectral start (no vectors) triplet accuracy is about 0.615
     assert neighbourhood_preservation(digits, digits_map, 10, "euclidean") >= 0.48
     assert neighbourhood_preservation(digits, digits_map, 15, "euclidean") >= 0.52
     assert trustworthiness_score(digits, digits_map, 15, "euclidean") >= 0.985
-    assert random_triplet_accuracy(digits, digits_map, metric="euclidean") >= 0.59
+    assert random_triplet_accuracy(digits, digits_map, metric="euclidean") >= 0.66
 
 
-def test_digits_triplet_accuracy_over_five_seeds(digits: np.ndarray, digits_graph: NeighbourGraph, digits_map: np.ndarray) -> None:
-    # one seed moves by +-0.01, so the mean of seeds 0-4 is guarded: 0.615 now, umap-learn about 0.619;
-    # taking all of an edge's attraction from the row's live position (layout_kernels) gave 0.606
+def test_digits_triplet_accuracy_from_the_spectral_start_over_five_seeds(
+    digits: np.ndarray, digits_graph: NeighbourGraph
+) -> None:
+    # guards the SGD kernel without the PCA start's help; one seed moves by +-0.01, so the mean of
+    # seeds 0-4: 0.615 now, umap-learn about 0.62; taking all of an edge's attraction from the row's
+    # live position (layout_kernels) gave 0.606
     params = resolve_layout_params(None, digits_graph.n_rows)
-    maps = [digits_map] + [compute_layout(digits_graph, params, seed=seed) for seed in range(1, 5)]
+    maps = [compute_layout(digits_graph, params, seed=seed) for seed in range(5)]
     accuracies = [random_triplet_accuracy(digits, xy, metric="euclidean") for xy in maps]
     assert np.mean(accuracies) >= 0.611
 
 
-def test_the_same_seed_gives_the_same_map_and_another_seed_another(digits_graph: NeighbourGraph, digits_map: np.ndarray) -> None:
+def test_the_same_seed_gives_the_same_map_and_another_seed_another(
+    digits: np.ndarray, digits_graph: NeighbourGraph, digits_map: np.ndarray
+) -> None:
     params = resolve_layout_params(None, digits_graph.n_rows)
-    assert np.array_equal(compute_layout(digits_graph, params, seed=0), digits_map)
-    assert not np.array_equal(compute_layout(digits_graph, params, seed=1), digits_map)
+    assert np.array_equal(compute_layout(digits_graph, params, seed=0, vectors=digits), digits_map)
+    assert not np.array_equal(compute_layout(digits_graph, params, seed=1, vectors=digits), digits_map)
 
 
-def test_the_map_does_not_depend_on_how_many_threads_ran_it(digits_graph: NeighbourGraph, digits_map: np.ndarray) -> None:
+def test_the_map_does_not_depend_on_how_many_threads_ran_it(
+    digits: np.ndarray, digits_graph: NeighbourGraph, digits_map: np.ndarray
+) -> None:
     import numba
 
     params = resolve_layout_params(None, digits_graph.n_rows)
     threads = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        single = compute_layout(digits_graph, params, seed=0)
+        single = compute_layout(digits_graph, params, seed=0, vectors=digits)
     finally:
         numba.set_num_threads(threads)
     assert np.array_equal(single, digits_map)
