@@ -345,18 +345,21 @@ def pca_init(vectors: np.ndarray, cosine: bool, seed: int) -> np.ndarray | None:
         return None
 
     def prepared(rows: np.ndarray) -> np.ndarray:
-        block = np.asarray(vectors[rows], dtype=np.float64)
+        block = np.asarray(vectors[rows], dtype=np.float32)
         if cosine:
-            block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+            block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
         return block
 
     sample = prepared(np.sort(np.random.default_rng(seed).permutation(n)[:PCA_SAMPLE_ROWS]))
     mean = sample.mean(axis=0)
-    _, _, axes = np.linalg.svd(sample - mean, full_matrices=False)
-    coords = np.empty((n, 2))
+    centred = sample - mean
+    # eigenvectors of the d x d scatter matrix: a few times faster than an SVD of the sample
+    _, eigenvectors = np.linalg.eigh((centred.T @ centred).astype(np.float64))
+    axes = eigenvectors[:, ::-1][:, :2].astype(np.float32)
+    coords = np.empty((n, 2), dtype=np.float32)
     for start in range(0, n, PCA_CHUNK_ROWS):
         rows = np.arange(start, min(start + PCA_CHUNK_ROWS, n))
-        coords[rows] = (prepared(rows) - mean) @ axes[:2].T
+        coords[rows] = (prepared(rows) - mean) @ axes
     return coords
 
 
