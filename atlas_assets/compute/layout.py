@@ -4,9 +4,10 @@ Steps (docs/layout.md has the full account and measured figures):
 1. fuzzy neighbourhood weights: per row a local scale (rho, sigma) so that each row's membership
    strengths sum to log2(n_neighbors); the directed weights are joined by fuzzy union
    w + w^T - w * w^T into one symmetric graph;
-2. initial positions: spectral (leading eigenvectors of the normalised adjacency, scipy eigsh) up to
-   SPECTRAL_MAX_ROWS rows, a graph diffusion of random coordinates (block power iteration, linear in
-   the edges) above or when the graph is not connected;
+2. initial positions: the first two principal axes of the vectors when they are given (they set the
+   map's large-scale arrangement); otherwise spectral (leading eigenvectors of the normalised
+   adjacency, scipy eigsh) up to SPECTRAL_MAX_ROWS rows, a graph diffusion of random coordinates
+   (block power iteration, linear in the edges) above or when the solver does not converge;
 3. SGD in epochs: attraction along sampled edges, repulsion from negative samples, learning rate
    decaying linearly; numba, parallel over rows, deterministic for a seed (see layout_kernels).
 
@@ -375,7 +376,7 @@ def initial_positions(
     With the vectors (init "auto" or "pca"): their first two principal axes. The start decides the
     map's large-scale arrangement, which SGD on neighbour edges hardly changes; from PCA, random
     triplet accuracy on digits is 0.69 instead of 0.615 from the spectral start (umap-learn's default,
-    0.62), and trustworthiness on 20newsgroups 0.933 instead of 0.929 (docs/layout.md).
+    0.62), and trustworthiness on 20newsgroups 0.931 instead of 0.929 (docs/layout.md).
     Without them, or with init "spectral" / "diffusion": _graph_positions."""
     if params.init in ("auto", "pca") and vectors is not None and len(vectors) == weights.shape[0]:
         coords = pca_init(vectors, cosine, seed)
