@@ -18,10 +18,12 @@ Writes benchmarks/results/topics.json. Inputs and reference results are cached i
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import time
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
@@ -36,17 +38,26 @@ RESULTS = data.REPO_ROOT / "benchmarks" / "results"
 K_NEIGHBOURS = 15
 
 
+def _map_code_version() -> str:
+    """A digest of the graph and layout code: a cached map is reused only while that code is unchanged."""
+    from atlas_assets.compute import knn, layout, layout_kernels
+
+    sources = b"".join(Path(module.__file__).read_bytes() for module in (knn, layout, layout_kernels))
+    return hashlib.sha256(sources).hexdigest()[:12]
+
+
 def map_inputs(name: str, vectors: np.ndarray) -> tuple[NeighbourGraph, np.ndarray]:
-    """The project's kNN graph and 2-D layout of a set, computed once and cached."""
+    """The project's kNN graph and 2-D layout of a set as the pipeline makes them, computed once and
+    cached."""
     from atlas_assets.compute.knn import build_graph
     from atlas_assets.compute.layout import compute_layout, resolve_layout_params
 
-    path = data.CACHE / f"map-{name}-{len(vectors)}.npz"
+    path = data.CACHE / f"map-{name}-{len(vectors)}-{_map_code_version()}.npz"
     if path.exists():
         stored = np.load(path)
         return NeighbourGraph(stored["indices"], stored["distances"], "cosine"), stored["xy"]
     graph = build_graph(vectors, k=K_NEIGHBOURS, metric="cosine", seed=0)
-    xy = compute_layout(graph, resolve_layout_params(None, len(vectors)), seed=0)
+    xy = compute_layout(graph, resolve_layout_params(None, len(vectors)), seed=0, vectors=vectors)
     data.CACHE.mkdir(parents=True, exist_ok=True)
     np.savez(path, indices=graph.neighbour_indices, distances=graph.neighbour_distances, xy=xy)
     return graph, xy

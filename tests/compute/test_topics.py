@@ -52,7 +52,7 @@ def tfidf_map(texts: list[str], labels: np.ndarray) -> MapInputs:
     tfidf = TfidfVectorizer(sublinear_tf=True, min_df=2, stop_words="english").fit_transform(texts)
     vectors = normalize(TruncatedSVD(100, random_state=0).fit_transform(tfidf)).astype(np.float32)
     graph = build_graph(vectors, k=15, metric="cosine", seed=0)
-    xy = compute_layout(graph, resolve_layout_params(None, len(vectors)), seed=0)
+    xy = compute_layout(graph, resolve_layout_params(None, len(vectors)), seed=0, vectors=vectors)
     return MapInputs(texts, labels, vectors, graph, np.asarray(xy, dtype=np.float64))
 
 
