@@ -179,7 +179,10 @@ def _cache_pynndescent_kernels() -> int:
         for name, function in vars(module).items():
             uncached = isinstance(function, CPUDispatcher) and type(function._cache).__name__ == "NullCache"
             if uncached and name not in UNCACHEABLE_PYNNDESCENT_KERNELS:
-                function.enable_caching()
+                try:
+                    function.enable_caching()
+                except RuntimeError:  # no writable cache location: compile per process, as before
+                    return enabled
                 enabled += 1
     return enabled
 
