@@ -4,6 +4,7 @@
     .venv/bin/python -m benchmarks.layout --sets digits,ag_news --repeats 3
     .venv/bin/python -m benchmarks.layout --million            # 1M x 384: graph + layout, time + peak memory
     .venv/bin/python -m benchmarks.layout --compile            # first-run numba compile cost (cold cache)
+    .venv/bin/python -m benchmarks.layout --stability-only     # +5% rows: update vs rebuild, seeds 0-2
 
 Per set: graph build time and recall@15 (exact brute force on a 2,000-row sample); layout wall time of
 ours and of umap-learn (0.5, `precomputed_knn` = our graph with the row itself prepended, n_neighbors =
@@ -160,6 +161,19 @@ def stability(vectors: np.ndarray, metric: Metric, params: LayoutParams, seed: i
     }
 
 
+STABILITY_SEEDS = (0, 1, 2)
+
+
+def mean_stability(vectors: np.ndarray, metric: Metric, params: LayoutParams) -> dict[str, Any]:
+    """stability() averaged over STABILITY_SEEDS: a single rebuild's NP@15 moves by about 0.006
+    between seeds (ag_news 0.345 at seed 0, 0.339 at seed 1), as much as the gap being measured."""
+    runs = [stability(vectors, metric, params, seed=seed) for seed in STABILITY_SEEDS]
+    mean: dict[str, Any] = {key: float(np.mean([run[key] for run in runs])) for key in runs[0]}
+    mean["seeds"] = list(STABILITY_SEEDS)
+    mean["np15_gap_per_seed"] = [run["np15_rebuilt"] - run["np15_updated"] for run in runs]
+    return mean
+
+
 def graph_update(vectors: np.ndarray, metric: Metric, rebuild_seconds: float, seed: int = 0) -> dict[str, float]:
     """extend_graph in the approximate regime: 5% rows added and 1% deleted, recall and time."""
     rng = np.random.default_rng(seed)
@@ -225,7 +239,7 @@ def run_set(name: str, repeats: int, with_stability: bool) -> dict[str, Any]:
     result["ours"] = {key: float(np.mean([q[key] for q in ours_quality])) for key in ours_quality[0]}
     result["umap"] = {key: float(np.mean([q[key] for q in umap_quality])) for key in umap_quality[0]}
     if with_stability:
-        result["stability"] = stability(vectors, metric, params)
+        result["stability"] = mean_stability(vectors, metric, params)
     _print_set(name, result)
     return result
 
@@ -243,7 +257,8 @@ def _print_set(name: str, result: dict[str, Any]) -> None:
         s = result["stability"]
         print(
             f"   +5% rows: old points moved {100 * s['old_mean_displacement_over_extent']:.2f}% of extent; "
-            f"NP@15 updated {s['np15_updated']:.3f} vs rebuilt {s['np15_rebuilt']:.3f}; "
+            f"NP@15 updated {s['np15_updated']:.3f} vs rebuilt {s['np15_rebuilt']:.3f} (mean of seeds "
+            f"{s['seeds']}); "
             f"extend recall {s['extend_graph_recall15']:.3f}"
         )
 
@@ -335,6 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sets", default=",".join(DEFAULT_SETS))
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--no-stability", action="store_true")
+    parser.add_argument("--stability-only", action="store_true", help="only the +5%% rows stability figures")
     parser.add_argument("--million", action="store_true", help="only the 1M x 384 graph + layout run")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the --million run")
     parser.add_argument("--compile", action="store_true", help="only the first-call compile cost")
@@ -345,6 +361,14 @@ def main(argv: list[str] | None = None) -> None:
         fresh[f"synthetic_{args.rows}_graph_and_layout"] = {**run_million(args.rows), "load_average": load}
     elif args.compile:
         fresh["first_call"] = compile_cost()
+    elif args.stability_only:
+        previous = json.loads(RESULTS.read_text()).get("sets", {}) if RESULTS.exists() else {}
+        for name in args.sets.split(","):
+            vectors, metric = load_set(name)
+            figures = mean_stability(vectors, metric, resolve_layout_params(None, len(vectors)))
+            print(f"{name}: NP@15 updated {figures['np15_updated']:.4f} vs rebuilt {figures['np15_rebuilt']:.4f}, "
+                  f"gap per seed {[round(g, 4) for g in figures['np15_gap_per_seed']]}", flush=True)
+            fresh["sets"][name] = {**previous.get(name, {}), "stability": figures}
     else:
         warm_up()
         for name in args.sets.split(","):
