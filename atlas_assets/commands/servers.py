@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -144,9 +145,27 @@ def start_map_server(host: str = "127.0.0.1", port: int = 8765, log_path: Path |
     return _start("map server", command, f"http://{shown}:{port}", log_path, env)
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM both end the wait, so the children are always stopped.
+
+    Explicit because a process started in the background by a shell without job control inherits
+    SIGINT as ignored, and Python then installs no KeyboardInterrupt for it; and SIGTERM would
+    otherwise end this process and leave the children (in sessions of their own) running.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers; it also gets the signals
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
+
+
 def wait_for_children(children: Sequence[ChildServer]) -> int:
-    """Block until Ctrl-C or until a child exits; then stop every child. Returns an exit code."""
+    """Block until Ctrl-C, SIGTERM or until a child exits; then stop every child. Returns an exit code."""
     code = 0
+    _stop_on_signals()
     try:
         while True:
             for child in children:
