@@ -33,3 +33,12 @@ def positions_of(stored_ids: np.ndarray, wanted_ids: np.ndarray) -> np.ndarray:
     positions = np.minimum(np.searchsorted(sorted_ids, wanted_ids), len(sorted_ids) - 1)
     found = sorted_ids[positions] == wanted_ids
     return np.where(found, order[positions], -1).astype(np.int64)
+
+
+def rows_by_label(labels: np.ndarray) -> dict[int, np.ndarray]:
+    """The rows holding each label, in one sort (not one full scan per label: 1,000 topics x 1M rows)."""
+    if len(labels) == 0:
+        return {}
+    order = np.argsort(labels, kind="stable")
+    values, starts = np.unique(labels[order], return_index=True)
+    return {int(value): rows for value, rows in zip(values, np.split(order, starts[1:]), strict=True)}

@@ -37,6 +37,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
+from atlas_assets.compute.arrays import rows_by_label
+
 BOILERPLATE_WORDS = frozenset(
     """
     subject lines organization organisation writes wrote article re fwd fw from sender reply path
@@ -219,7 +221,8 @@ def depth_keywords(
     topic_ids = np.array(sorted(parent_of), dtype=np.int64)
     local = np.searchsorted(topic_ids, assignment)
     weight_in_topic = _sum_by_topic(terms.sublinear, local, len(topic_ids))
-    rows_of = _rows_by_topic(local, len(topic_ids))
+    members = rows_by_label(local)
+    rows_of = [members.get(i, np.zeros(0, dtype=np.int64)) for i in range(len(topic_ids))]
     pools: list[_Pool] = [_Pool.empty()] * len(topic_ids)
     for siblings in _sibling_groups(topic_ids, parent_of):
         block = np.asarray(weight_in_topic[siblings].todense(), dtype=np.float64)
@@ -233,13 +236,6 @@ def depth_keywords(
     larger_first = np.argsort(-np.array([len(rows) for rows in rows_of]), kind="stable")
     picked = _pick_across_depth(pools, larger_first, len(terms.terms))
     return {int(topic_id): [terms.terms[c] for c in picked[i]] for i, topic_id in enumerate(topic_ids)}
-
-
-def _rows_by_topic(local: np.ndarray, n_topics: int) -> list[np.ndarray]:
-    """Rows of every topic in one sort (not one scan per topic: 1,000 topics x 1M rows)."""
-    order = np.argsort(local, kind="stable")
-    starts = np.searchsorted(local[order], np.arange(n_topics + 1))
-    return [order[starts[i] : starts[i + 1]] for i in range(n_topics)]
 
 
 def _sibling_groups(topic_ids: np.ndarray, parent_of: Mapping[int, int | None]) -> list[list[int]]:

@@ -35,6 +35,7 @@ from scipy import sparse
 from scipy.spatial import cKDTree
 
 from atlas_assets.compute import keywords as kw
+from atlas_assets.compute.arrays import rows_by_label
 from atlas_assets.compute.graph import NeighbourGraph
 from atlas_assets.errors import InvalidOptionError
 from atlas_assets.options import NomicTopicOptions
@@ -369,13 +370,6 @@ def _unique_names(names: list[str], alternatives: list[list[str]], sizes: list[i
     return final
 
 
-def _members_by_topic(assignment: np.ndarray) -> dict[int, np.ndarray]:
-    """Rows of every topic id in one sort (not one full scan per topic: 1,000 topics x 1M rows)."""
-    order = np.argsort(assignment, kind="stable")
-    ids, starts = np.unique(assignment[order], return_index=True)
-    return {int(t): rows for t, rows in zip(ids, np.split(order, starts[1:]), strict=True)}
-
-
 def _representatives(
     assignment: np.ndarray, topic_ids: np.ndarray, xy: np.ndarray, vectors: np.ndarray | None
 ) -> dict[int, int]:
@@ -383,7 +377,7 @@ def _representatives(
     result: dict[int, int] = {}
     if vectors is not None:
         unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    members_of = _members_by_topic(assignment)
+    members_of = rows_by_label(assignment)
     for topic_id in topic_ids:
         members = members_of[int(topic_id)]
         if vectors is not None:
@@ -410,7 +404,7 @@ def _name_topics(
         topic_ids = np.unique(column)
         sizes = np.bincount(column, minlength=int(topic_ids.max()) + 1)
         representative = _representatives(column, topic_ids, xy, vectors)
-        members_of = _members_by_topic(column)
+        members_of = rows_by_label(column)
         keywords_of: dict[int, list[str]] = {int(t): [] for t in topic_ids}
         if terms is not None and terms.counts.shape[1]:
             keywords_of.update(kw.depth_keywords(terms, column, {int(t): parents[int(t)] for t in topic_ids}))

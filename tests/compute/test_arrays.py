@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from atlas_assets.compute.arrays import arrow_to_matrix, matrix_to_arrow
+from atlas_assets.compute.arrays import arrow_to_matrix, matrix_to_arrow, rows_by_label
 
 
 def test_a_matrix_round_trips_through_arrow():
@@ -27,3 +27,10 @@ def test_positions_of_finds_each_id_and_marks_the_absent():
     stored = np.array([30, 10, 20])
     np.testing.assert_array_equal(positions_of(stored, np.array([10, 20, 99, 30])), [1, 2, -1, 0])
     np.testing.assert_array_equal(positions_of(np.array([], dtype=np.int64), np.array([1])), [-1])
+
+
+def test_rows_by_label_lists_each_labels_rows_in_order() -> None:
+    groups = rows_by_label(np.array([3, 1, 3, 0, 1, 3]))
+    assert sorted(groups) == [0, 1, 3]
+    assert [groups[label].tolist() for label in (0, 1, 3)] == [[3], [1, 4], [0, 2, 5]]
+    assert rows_by_label(np.array([], dtype=np.int64)) == {}
