@@ -142,12 +142,14 @@ def _symmetric_weights(indices: np.ndarray, distances: np.ndarray) -> sparse.csr
     return (matrix + matrix.T).tocsr()
 
 
-def _clustering_graph(method: str, graph: NeighbourGraph, xy: np.ndarray) -> sparse.csr_matrix:
-    if method == "fast":
-        indices, distances = _layout_neighbours(xy, LAYOUT_NEIGHBOURS)
-    else:
-        indices, distances = graph.neighbour_indices, graph.neighbour_distances.astype(np.float64)
-    return _symmetric_weights(indices, distances)
+def _map_graph(xy: np.ndarray) -> sparse.csr_matrix:
+    """Which rows touch on the 2-D map: the weighted graph of their nearest layout neighbours."""
+    return _symmetric_weights(*_layout_neighbours(xy, LAYOUT_NEIGHBOURS))
+
+
+def _embedding_graph(graph: NeighbourGraph) -> sparse.csr_matrix:
+    """How alike rows are: the weighted shared neighbour graph in embedding space."""
+    return _symmetric_weights(graph.neighbour_indices, graph.neighbour_distances.astype(np.float64))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,19 +241,21 @@ def _fold_small(
 
 
 def _merge_sequence(
-    between: np.ndarray, centroids: np.ndarray, sizes: np.ndarray, criterion: str = "modularity"
+    between: np.ndarray, centroids: np.ndarray, sizes: np.ndarray, adjacent: np.ndarray | None = None
 ) -> list[tuple[int, int]]:
     """Greedy modularity agglomeration of communities: the (kept, absorbed) pairs in merge order.
 
-    Only communities sharing edges are merged (so merged topics stay contiguous), with one
-    exception: an island (a community without edges to any other, e.g. a small group the layout
-    put apart) joins the community with the nearest 2-D centroid as soon as that costs less
-    modularity than the best connected merge. Without that, a few tiny islands would be kept as
-    whole topics at depth 1 while the main map is forced into one.
+    Modularity is that of `between`. Only communities that touch (share edges in `adjacent`, or in
+    `between` when it is None) are merged, so merged topics stay contiguous, with one exception:
+    an island (a community touching no other, e.g. a small group the layout put apart) joins the
+    community with the nearest 2-D centroid as soon as that costs less modularity than the best
+    connected merge. Without that, a few tiny islands would be kept as whole topics at depth 1
+    while the main map is forced into one.
     """
     centroids = centroids.astype(np.float64).copy()
     sizes = sizes.astype(np.float64).copy()
     weights = between.astype(np.float64).copy()
+    touching = weights if adjacent is None else adjacent.astype(np.float64).copy()
     n_comm = len(weights)
     total = weights.sum()
     if n_comm <= 1:
@@ -261,15 +265,9 @@ def _merge_sequence(
         total = weights.sum()
     share = weights.sum(axis=1) / total
     alive = np.ones(n_comm, dtype=bool)
-    n_points = max(float(sizes.sum()), 1.0)
 
     def gains(row: int) -> np.ndarray:
-        if criterion == "ward":
-            # Minus the rise in within-topic squared distance on the map (Ward), per row of data.
-            spread = ((centroids - centroids[row]) ** 2).sum(axis=1) * sizes * sizes[row] / np.maximum(sizes + sizes[row], 1e-12)
-            gain = np.where(weights[row] > 0, -spread / n_points, -np.inf)
-        else:
-            gain = np.where(weights[row] > 0, 2.0 * (weights[row] / total - share[row] * share), -np.inf)
+        gain = np.where(touching[row] > 0, 2.0 * (weights[row] / total - share[row] * share), -np.inf)
         gain[~alive] = -np.inf
         gain[row] = -np.inf
         return gain
@@ -302,6 +300,11 @@ def _merge_sequence(
         weights[:, kept] += weights[:, absorbed]
         weights[absorbed] = 0.0
         weights[:, absorbed] = 0.0
+        if adjacent is not None:
+            touching[kept] += touching[absorbed]
+            touching[:, kept] += touching[:, absorbed]
+            touching[absorbed] = 0.0
+            touching[:, absorbed] = 0.0
         share[kept] += share[absorbed]
         share[absorbed] = 0.0
         centroids[kept] = (centroids[kept] * sizes[kept] + centroids[absorbed] * sizes[absorbed]) / max(
@@ -518,26 +521,25 @@ def cluster_rows(
     n_rows = len(xy)
     if n_rows < 3:
         return [np.zeros(n_rows, dtype=np.int64) for _ in counts]
-    weights = _clustering_graph(options.cluster_method, graph, xy)
+    similar = _embedding_graph(graph)
+    # "fast" topics are regions of the map: leaves and merges follow which rows touch on it.
+    touching = _map_graph(xy) if options.cluster_method == "fast" else similar
     wanted = min(n_rows, max(LEAVES_PER_TOPIC * counts[-1], 2), _MAX_COMMUNITIES)
-    membership = _connected_pieces(weights, _layout_cells(xy, wanted, seed))
+    membership = _connected_pieces(touching, _layout_cells(xy, wanted, seed))
     min_size = max(2, min(10, n_rows // (counts[-1] * 4)))
-    membership = _fold_small(membership, weights, xy, min_size, limit=_MAX_COMMUNITIES)
+    membership = _fold_small(membership, touching, xy, min_size, limit=_MAX_COMMUNITIES)
     n_leaves = int(membership.max()) + 1
     leaf_sizes = np.bincount(membership, minlength=n_leaves)
     leaf_centroids = np.zeros((n_leaves, 2))
     np.add.at(leaf_centroids, membership, xy)
     leaf_centroids /= np.maximum(leaf_sizes, 1)[:, None]
-    leaves = _Leaves(_community_weights(weights, membership, n_leaves), leaf_centroids, leaf_sizes)
-    broad = "ward" if options.cluster_method == "fast" else "modularity"
-    if options.enforce_topic_hierarchy:
-        leaf_levels = _top_down(leaves, counts, broad)
-    else:
-        leaf_levels = _bottom_up(leaves, counts, broad)
+    leaves = _Leaves(
+        _community_weights(similar, membership, n_leaves), leaf_centroids, leaf_sizes,
+        None if touching is similar else _community_weights(touching, membership, n_leaves),
+    )
+    leaf_levels = (_top_down if options.enforce_topic_hierarchy else _bottom_up)(leaves, counts)
     levels = [leaf_level[membership] for leaf_level in leaf_levels]
-    if options.cluster_method == "accurate":
-        levels = _refine(weights, levels)
-    return levels
+    return _refine(similar, levels, within=None if touching is similar else touching)
 
 
 @dataclass(frozen=True)
@@ -547,21 +549,28 @@ class _Leaves:
     between: np.ndarray  # (n, n) summed edge weights; the diagonal holds twice the internal weight
     centroids: np.ndarray
     sizes: np.ndarray
+    adjacent: np.ndarray | None = None  # (n, n) > 0 where two leaves touch on the map; None: `between` > 0
 
     def subset(self, members: np.ndarray) -> "_Leaves":
-        return _Leaves(self.between[np.ix_(members, members)], self.centroids[members], self.sizes[members])
+        block = np.ix_(members, members)
+        adjacent = None if self.adjacent is None else self.adjacent[block]
+        return _Leaves(self.between[block], self.centroids[members], self.sizes[members], adjacent)
 
     def grouped(self, label: np.ndarray) -> "_Leaves":
         """The communities of `label` (0..k-1 per leaf) as leaves of their own."""
         k = int(label.max()) + 1
         member = sparse.csr_matrix((np.ones(len(label)), (label, np.arange(len(label)))), shape=(k, len(label)))
-        between = np.asarray((member @ sparse.csr_matrix(self.between) @ member.T).todense())
+
+        def summed(matrix: np.ndarray) -> np.ndarray:
+            return np.asarray((member @ sparse.csr_matrix(matrix) @ member.T).todense())
+
         sizes = np.bincount(label, weights=self.sizes, minlength=k)
         centroids = (member @ (self.centroids * self.sizes[:, None])) / np.maximum(sizes, 1e-12)[:, None]
-        return _Leaves(between, centroids, sizes)
+        adjacent = None if self.adjacent is None else summed(self.adjacent)
+        return _Leaves(summed(self.between), centroids, sizes, adjacent)
 
 
-def _group(leaves: _Leaves, target: int, criterion: str = "modularity") -> np.ndarray:
+def _group(leaves: _Leaves, target: int) -> np.ndarray:
     """Exactly min(target, n) groups of the leaves (a label 0..k-1 per leaf) from the merge tree.
 
     The greedy merges only depend on the summed weights between groups, so grouping the groups of
@@ -571,17 +580,21 @@ def _group(leaves: _Leaves, target: int, criterion: str = "modularity") -> np.nd
     n_leaves = len(leaves.sizes)
     if target >= n_leaves:
         return np.arange(n_leaves)
-    merges = _merge_sequence(leaves.between, leaves.centroids, leaves.sizes, criterion)
+    merges = _merge_sequence(leaves.between, leaves.centroids, leaves.sizes, leaves.adjacent)
     return np.unique(_cut(n_leaves, merges, max(target, 1)), return_inverse=True)[1]
 
 
-def _refine(weights: sparse.csr_matrix, levels: list[np.ndarray], sweeps: int = 4) -> list[np.ndarray]:
+def _refine(
+    weights: sparse.csr_matrix, levels: list[np.ndarray], sweeps: int = 4, within: sparse.csr_matrix | None = None
+) -> list[np.ndarray]:
     """Move rows to the topic their neighbours are most tied to, depth 1 first, keeping the nesting.
 
     Communities are built on groups of rows, so a row at a border can end up on the wrong side; a
     few sweeps of "join the topic holding most of your edge weight" (strictly more than your own)
     fix that. At depth d > 1 a row may only join children of its (possibly new) parent; a row whose
-    parent changed and that has no tie to any child there joins the parent's largest child.
+    parent changed and that has no tie to any child there joins the parent's largest child. With
+    `within` (the map graph of "fast" topics) a row may only join a topic it touches there, so a
+    topic grows along its border and stays one region.
     """
     refined: list[np.ndarray] = []
     n_rows = weights.shape[0]
@@ -602,7 +615,10 @@ def _refine(weights: sparse.csr_matrix, levels: list[np.ndarray], sweeps: int = 
             label = np.where(label < 0, 0, label)
         for _ in range(sweeps):
             one_hot = sparse.csr_matrix((np.ones(n_rows), (rows, label)), shape=(n_rows, n_topics))
-            tie = (weights @ one_hot).tocoo()
+            tie = weights @ one_hot
+            if within is not None:
+                tie = tie.multiply((within @ one_hot) > 0)
+            tie = sparse.coo_matrix(tie)
             allowed = tie.data > 0
             if depth_index:
                 allowed &= topic_parent[tie.col] == parent_row[tie.row]
@@ -623,30 +639,27 @@ def _refine(weights: sparse.csr_matrix, levels: list[np.ndarray], sweeps: int = 
     return refined
 
 
-def _bottom_up(leaves: _Leaves, counts: list[int], broad: str) -> list[np.ndarray]:
-    """Deepest depth first from the leaves (modularity), each broader depth grouping the topics
-    below it by the `broad` criterion."""
+def _bottom_up(leaves: _Leaves, counts: list[int]) -> list[np.ndarray]:
+    """Deepest depth first from the leaves, each broader depth grouping the topics below it."""
     levels = [_group(leaves, counts[-1])]
     for count in reversed(counts[:-1]):
         finer = levels[0]
-        levels.insert(0, _group(leaves.grouped(finer), count, broad)[finer])
+        levels.insert(0, _group(leaves.grouped(finer), count)[finer])
     return levels
 
 
-def _top_down(leaves: _Leaves, counts: list[int], broad: str) -> list[np.ndarray]:
-    """Depth 1 from the leaves; every topic then split on its own, in proportion to its size (the
-    deepest depth by modularity, broader ones by the `broad` criterion)."""
-    levels = [_group(leaves, counts[0], broad)]
+def _top_down(leaves: _Leaves, counts: list[int]) -> list[np.ndarray]:
+    """Depth 1 from the leaves; every topic then split on its own, in proportion to its size."""
+    levels = [_group(leaves, counts[0])]
     total = leaves.sizes.sum()
-    for depth_index, count in enumerate(counts[1:], start=1):
-        criterion = "modularity" if depth_index == len(counts) - 1 else broad
+    for count in counts[1:]:
         parent = levels[-1]
         level = np.zeros(len(parent), dtype=np.int64)
         offset = 0
         for parent_label in np.unique(parent):
             members = np.nonzero(parent == parent_label)[0]
             wanted = max(2, int(round(count * leaves.sizes[members].sum() / total)))
-            label = _group(leaves.subset(members), min(wanted, len(members)), criterion)
+            label = _group(leaves.subset(members), min(wanted, len(members)))
             level[members] = label + offset
             offset += int(label.max()) + 1
         levels.append(level)
