@@ -46,11 +46,16 @@ def knn_graph(vectors: np.ndarray, k: int = 15) -> NeighbourGraph:
 
 def tfidf_map(texts: list[str], labels: np.ndarray) -> MapInputs:
     """Real texts, TF-IDF + SVD vectors (fast, deterministic), the project's kNN graph and layout."""
+    tfidf = TfidfVectorizer(sublinear_tf=True, min_df=2, stop_words="english").fit_transform(texts)
+    vectors = normalize(TruncatedSVD(100, random_state=0).fit_transform(tfidf)).astype(np.float32)
+    return pipeline_map(texts, labels, vectors)
+
+
+def pipeline_map(texts: list[str], labels: np.ndarray, vectors: np.ndarray) -> MapInputs:
+    """The project's kNN graph and layout of the vectors, as the pipeline makes them."""
     from atlas_assets.compute.knn import build_graph
     from atlas_assets.compute.layout import compute_layout, resolve_layout_params
 
-    tfidf = TfidfVectorizer(sublinear_tf=True, min_df=2, stop_words="english").fit_transform(texts)
-    vectors = normalize(TruncatedSVD(100, random_state=0).fit_transform(tfidf)).astype(np.float32)
     graph = build_graph(vectors, k=15, metric="cosine", seed=0)
     xy = compute_layout(graph, resolve_layout_params(None, len(vectors)), seed=0, vectors=vectors)
     return MapInputs(texts, labels, vectors, graph, np.asarray(xy, dtype=np.float64))
@@ -242,9 +247,48 @@ def test_deleted_rows_drop_out_and_empty_topics_disappear(banking: MapInputs, ba
 
 
 def test_topics_agree_with_banking77_intents(banking: MapInputs) -> None:
-    """Quality floor (TF-IDF vectors here; benchmarks/topics.py measures the real embeddings)."""
-    for options in (FAST, ACCURATE):
+    """Quality floor on TF-IDF vectors (benchmarks/topics.py measures the real embeddings): the best
+    depth scores AMI 0.507 ("fast") and 0.524 ("accurate") here, k-means with the true 77 classes on
+    the same vectors 0.494; "fast" scored 0.45 before its merges used the embedding graph."""
+    for options, floor in ((FAST, 0.49), (ACCURATE, 0.50)):
         model = build_topics(banking.graph, banking.xy, banking.texts, options, vectors=banking.vectors)
         best = max(adjusted_mutual_info_score(banking.labels, model.assignments[:, d]) for d in range(3))
-        floor = 0.40 if options.cluster_method == "accurate" else 0.25
         assert best >= floor, (options.cluster_method, best)
+
+
+@pytest.fixture(scope="module")
+def banking_embedded(shared_data) -> MapInputs:
+    """banking77 embedded with the default model (all-MiniLM-L6-v2 on onnxruntime)."""
+    from resources.embedder import load_text_embedder
+
+    dataset = data.banking77()
+    return pipeline_map(dataset.texts, dataset.labels, load_text_embedder().embed_documents(dataset.texts))
+
+
+@pytest.mark.slow
+def test_on_real_embeddings_topics_beat_kmeans_and_match_umap_hdbscan(banking_embedded: MapInputs) -> None:
+    """The benchmark's goals as floors on banking77 (3,080 rows, 77 intents). Measured here: best
+    depth AMI 0.767 "fast", 0.762 "accurate"; k-means with the true 77 classes 0.732; UMAP+HDBSCAN
+    0.802 on the 91% of rows it clusters, ours on as many of our most confident rows 0.802 / 0.798."""
+    from sklearn.cluster import HDBSCAN, KMeans
+    from umap import UMAP
+
+    from benchmarks.topics import most_confident_rows
+
+    inputs = banking_embedded
+    kmeans = KMeans(77, n_init=3, random_state=0).fit_predict(inputs.vectors)
+    kmeans_ami = adjusted_mutual_info_score(inputs.labels, kmeans)
+    reduced = UMAP(n_components=5, n_neighbors=16, min_dist=0.0, metric="cosine", random_state=0).fit_transform(
+        inputs.vectors
+    )
+    hdbscan = HDBSCAN(min_cluster_size=15).fit_predict(reduced)
+    clustered = hdbscan >= 0
+    hdbscan_ami = adjusted_mutual_info_score(inputs.labels[clustered], hdbscan[clustered])
+    for options in (FAST, ACCURATE):
+        model = build_topics(inputs.graph, inputs.xy, inputs.texts, options, vectors=inputs.vectors)
+        best = max(adjusted_mutual_info_score(inputs.labels, column) for column in model.assignments.T)
+        assert best >= kmeans_ami + 0.015, (options.cluster_method, best, kmeans_ami)
+        deepest = model.assignments[:, -1]
+        confident = most_confident_rows(inputs.graph, deepest, int(clustered.sum()))
+        ours = adjusted_mutual_info_score(inputs.labels[confident], deepest[confident])
+        assert ours >= hdbscan_ami - 0.015, (options.cluster_method, ours, hdbscan_ami)
