@@ -64,11 +64,18 @@ def banking77() -> LabelledTexts:
     return LabelledTexts("banking77", frame["text"].fillna("").tolist(), _codes(frame["category"]))
 
 
+def banking77_all() -> LabelledTexts:
+    """Both splits (13,083 queries; the train split is unbalanced, 35-187 per intent)."""
+    frame = pd.concat([pd.read_csv(SHARED_DATA / "banking77" / f"{split}.csv") for split in ("train", "test")])
+    return LabelledTexts("banking77_all", frame["text"].fillna("").tolist(), _codes(frame["category"]))
+
+
 LABELLED_SETS = {
     "ag_news": ag_news,
     "20newsgroups": newsgroups,
     "stackoverflow_titles": stackoverflow_titles,
     "banking77": banking77,
+    "banking77_all": banking77_all,
 }
 
 
