@@ -17,7 +17,7 @@ Rules (docs/topics_and_duplicates.md):
   whatever other topics show (the short description is made of the first keywords). The other
   eight are picked in turns, all topics of a depth taking part, larger topics first; each pick
   maximises relevance (score / the topic's best) + coherence (mean NPMI with the keywords picked so
-  far, over the topic's own documents) - 0.7 per topic of the depth already showing the term. So
+  far, over the topic's own documents) - 1.0 per topic of the depth already showing the term. So
   keywords occur together, and a word that tells a topic from its siblings but is spread over its
   cousins ("card", "python") is not repeated in every list of the depth.
 - The short description takes the first keywords up to three words, no word twice nor as its
@@ -78,7 +78,7 @@ N_KEYWORDS = 10
 N_CANDIDATES = 60  # per topic: the pool its keywords are picked from
 LABEL_KEYWORDS = 2  # the most distinctive terms lead whatever other topics show: they make the label
 COHERENCE_WEIGHT = 1.0  # NPMI is in [-1, 1], relevance in [0, 1]
-REUSE_PENALTY = 0.7  # per topic of the same depth already showing a term
+REUSE_PENALTY = 1.0  # per topic of the same depth already showing a term
 
 
 def clean_text(text: str) -> str:

@@ -1,24 +1,23 @@
 """A topic hierarchy with names: every row gets one topic at every depth, depth 1 the broadest.
 
 How topics are built (docs/topics_and_duplicates.md has the measured figures):
-1. A weighted neighbour graph: for cluster_method "fast" the k nearest neighbours in the 2-D layout
-   (so every topic is a contiguous region of the map and its label can sit on it); for "accurate"
-   the shared neighbour graph in embedding space. Edge weights fall off with distance relative to
-   each row's own neighbourhood (as in UMAP), and the graph is made symmetric.
+1. Two weighted graphs: "similar", the shared neighbour graph in embedding space, and for
+   cluster_method "fast" also "touching", the k nearest neighbours in the 2-D layout (for
+   "accurate" touching = similar). Edge weights fall off with distance relative to each row's own
+   neighbourhood (as in UMAP), and both graphs are symmetric.
 2. The map is cut into small compact cells (k-means of the 2-D points, twice as many cells as the
-   deepest depth has topics): the leaves. Tiny cells are folded into the neighbour they are most
-   connected to.
-3. Cells are merged greedily into one tree: for the deepest depth always the pair whose merge raises
-   modularity most (only pairs sharing edges, so topics stay contiguous; an island joins its
-   nearest region once that is cheaper than any connected merge); for broader depths of "fast"
-   topics the pair whose merge adds least within-topic spread on the map (Ward), of "accurate"
-   topics again by modularity. This merge tree gives every depth:
-   with enforce_topic_hierarchy False the tree is cut at each depth's topic count (the data decides
-   how many subtopics each topic has; a compact topic may keep a single subtopic); with True every
-   topic is split into subtopics in proportion to its size, at least two whenever it holds two or
-   more communities. Either way each topic at depth d+1 lies inside exactly one topic at depth d.
-4. "accurate" topics are refined row by row (a row joins the topic holding most of its edge
-   weight, depth 1 first, deeper depths among the children of the row's parent).
+   deepest depth has topics), each split into its pieces connected in the touching graph: the
+   leaves. Tiny leaves are folded into the neighbour they are most connected to.
+3. Leaves are merged greedily into one tree: always the pair whose merge raises the modularity of
+   the similar graph most, among pairs that touch (so "fast" topics stay regions of the map; an
+   island joins its nearest region once that is cheaper than any touching merge). Every depth is a
+   cut of this tree: with enforce_topic_hierarchy False at each depth's topic count (the data
+   decides how many subtopics each topic has; a compact topic may keep a single subtopic); with
+   True every topic is split into subtopics in proportion to its size, at least two whenever it
+   holds two or more leaves. Either way each topic at depth d+1 lies inside one topic at depth d.
+4. Rows are refined (a row joins the topic holding most of its similar-graph weight, depth 1
+   first, deeper depths among the children of the row's parent); a "fast" row only joins a topic
+   it touches on the map.
 5. Names (compute/keywords.py, one call per depth): the two keywords that set a topic apart from
    its siblings most (class-based TF-IDF) make its short description; eight more are picked in
    turns across the depth for relevance, co-occurrence and few repeats among cousins. Without
