@@ -254,6 +254,7 @@ def _merge_sequence(
     centroids = centroids.astype(np.float64).copy()
     sizes = sizes.astype(np.float64).copy()
     weights = between.astype(np.float64).copy()
+    # Without an adjacency, touching means sharing weight: the same matrix, merged once.
     touching = weights if adjacent is None else adjacent.astype(np.float64).copy()
     n_comm = len(weights)
     total = weights.sum()
@@ -295,15 +296,9 @@ def _merge_sequence(
         if absorbed < kept:
             kept, absorbed = absorbed, kept
         merges.append((kept, absorbed))
-        weights[kept] += weights[absorbed]
-        weights[:, kept] += weights[:, absorbed]
-        weights[absorbed] = 0.0
-        weights[:, absorbed] = 0.0
-        if adjacent is not None:
-            touching[kept] += touching[absorbed]
-            touching[:, kept] += touching[:, absorbed]
-            touching[absorbed] = 0.0
-            touching[:, absorbed] = 0.0
+        _absorb(weights, kept, absorbed)
+        if touching is not weights:
+            _absorb(touching, kept, absorbed)
         share[kept] += share[absorbed]
         share[absorbed] = 0.0
         centroids[kept] = (centroids[kept] * sizes[kept] + centroids[absorbed] * sizes[absorbed]) / max(
@@ -326,6 +321,14 @@ def _merge_sequence(
             best_partner[row] = int(np.argmax(row_gain))
             best_gain[row] = row_gain[best_partner[row]]
     return merges
+
+
+def _absorb(between: np.ndarray, kept: int, absorbed: int) -> None:
+    """Merge community `absorbed` into `kept` in a (communities x communities) weight matrix."""
+    between[kept] += between[absorbed]
+    between[:, kept] += between[:, absorbed]
+    between[absorbed] = 0.0
+    between[:, absorbed] = 0.0
 
 
 def _cut(n_leaves: int, merges: Sequence[tuple[int, int]], n_clusters: int) -> np.ndarray:
@@ -521,8 +524,9 @@ def cluster_rows(
     if n_rows < 3:
         return [np.zeros(n_rows, dtype=np.int64) for _ in counts]
     similar = _embedding_graph(graph)
-    # "fast" topics are regions of the map: leaves and merges follow which rows touch on it.
-    touching = _map_graph(xy) if options.cluster_method == "fast" else similar
+    # "fast" topics are regions of the map: leaves, merges and moves follow which rows touch on it.
+    map_graph = _map_graph(xy) if options.cluster_method == "fast" else None
+    touching = similar if map_graph is None else map_graph
     wanted = min(n_rows, max(LEAVES_PER_TOPIC * counts[-1], 2), _MAX_COMMUNITIES)
     membership = _connected_pieces(touching, _layout_cells(xy, wanted, seed))
     min_size = max(2, min(10, n_rows // (counts[-1] * 4)))
@@ -534,11 +538,11 @@ def cluster_rows(
     leaf_centroids /= np.maximum(leaf_sizes, 1)[:, None]
     leaves = _Leaves(
         _community_weights(similar, membership, n_leaves), leaf_centroids, leaf_sizes,
-        None if touching is similar else _community_weights(touching, membership, n_leaves),
+        None if map_graph is None else _community_weights(map_graph, membership, n_leaves),
     )
     leaf_levels = (_top_down if options.enforce_topic_hierarchy else _bottom_up)(leaves, counts)
     levels = [leaf_level[membership] for leaf_level in leaf_levels]
-    return _refine(similar, levels, within=None if touching is similar else touching)
+    return _refine(similar, levels, within=map_graph)
 
 
 @dataclass(frozen=True)
