@@ -8,10 +8,12 @@ How topics are built (docs/topics_and_duplicates.md has the measured figures):
 2. The map is cut into small compact cells (k-means of the 2-D points, twice as many cells as the
    deepest depth has topics), each split into its pieces connected in the touching graph: the
    leaves. Tiny leaves are folded into the neighbour they are most connected to.
-3. Leaves are merged greedily into one tree: always the pair whose merge raises the modularity of
-   the similar graph most, among pairs that touch (so "fast" topics stay regions of the map; an
-   island joins its nearest region once that is cheaper than any touching merge). Every depth is a
-   cut of this tree: with enforce_topic_hierarchy False at each depth's topic count (the data
+3. Leaves are merged greedily: always the pair whose merge raises the modularity of the similar
+   graph most, among pairs that touch (so "fast" topics stay regions of the map; an island joins
+   its nearest region once that is cheaper than any touching merge). The deepest depth merges at
+   resolution 3 (even sizes for fine topics), broader depths group the topics below them at
+   resolution 0.5 (merges follow the ties between regions more than their sizes). Every depth is a
+   cut of this hierarchy: with enforce_topic_hierarchy False at each depth's topic count (the data
    decides how many subtopics each topic has; a compact topic may keep a single subtopic); with
    True every topic is split into subtopics in proportion to its size, at least two whenever it
    holds two or more leaves. Either way each topic at depth d+1 lies inside one topic at depth d.
@@ -45,6 +47,10 @@ _DEPTH_EXPONENTS = {1: (0.18,), 2: (0.18, 0.4), 3: (0.18, 0.3, 0.5)}
 _DEPTH_CAPS = (20, 200, 1_000)
 _MAX_COMMUNITIES = 3_000
 LEAVES_PER_TOPIC = 2
+# Modularity resolution of the merges (docs/topics_and_duplicates.md has the measurements): the
+# finest depth favours topics of even size, broader depths follow how strongly regions are tied.
+FINEST_RESOLUTION = 3.0
+BROAD_RESOLUTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -240,11 +246,17 @@ def _fold_small(
 
 
 def _merge_sequence(
-    between: np.ndarray, centroids: np.ndarray, sizes: np.ndarray, adjacent: np.ndarray | None = None
+    between: np.ndarray,
+    centroids: np.ndarray,
+    sizes: np.ndarray,
+    adjacent: np.ndarray | None = None,
+    resolution: float = 1.0,
 ) -> list[tuple[int, int]]:
     """Greedy modularity agglomeration of communities: the (kept, absorbed) pairs in merge order.
 
-    Modularity is that of `between`. Only communities that touch (share edges in `adjacent`, or in
+    Modularity is that of `between` at `resolution` (the weight of the size term: above 1 merging
+    large communities costs more, so topics come out more even in size; below 1 merges follow the
+    ties between communities more than their sizes). Only communities that touch (share edges in `adjacent`, or in
     `between` when it is None) are merged, so merged topics stay contiguous, with one exception:
     an island (a community touching no other, e.g. a small group the layout put apart) joins the
     community with the nearest 2-D centroid as soon as that costs less modularity than the best
@@ -267,7 +279,7 @@ def _merge_sequence(
     alive = np.ones(n_comm, dtype=bool)
 
     def gains(row: int) -> np.ndarray:
-        gain = np.where(touching[row] > 0, 2.0 * (weights[row] / total - share[row] * share), -np.inf)
+        gain = np.where(touching[row] > 0, 2.0 * (weights[row] / total - resolution * share[row] * share), -np.inf)
         gain[~alive] = -np.inf
         gain[row] = -np.inf
         return gain
@@ -289,7 +301,7 @@ def _merge_sequence(
             gap[:, ~alive] = np.inf
             gap[np.arange(len(islands)), islands] = np.inf
             nearest = np.argmin(gap, axis=1)
-            island_gain = -2.0 * share[islands] * share[nearest]
+            island_gain = -2.0 * resolution * share[islands] * share[nearest]
             pick = int(np.argmax(island_gain))
             if not np.isfinite(candidates[kept]) or island_gain[pick] > candidates[kept]:
                 kept, absorbed = int(islands[pick]), int(nearest[pick])
@@ -573,17 +585,17 @@ class _Leaves:
         return _Leaves(summed(self.between), centroids, sizes, adjacent)
 
 
-def _group(leaves: _Leaves, target: int) -> np.ndarray:
+def _group(leaves: _Leaves, target: int, resolution: float) -> np.ndarray:
     """Exactly min(target, n) groups of the leaves (a label 0..k-1 per leaf) from the merge tree.
 
-    The greedy merges only depend on the summed weights between groups, so grouping the groups of
-    a finer cut continues the same tree: every depth is a cut of one tree, and a subset of leaves
-    (one parent's) is grouped exactly as the whole tree would group it.
+    The greedy merges only depend on the summed weights between groups, so at one resolution
+    grouping the groups of a finer cut continues the same tree, and a subset of leaves (one
+    parent's) is grouped exactly as the whole tree would group it. Groups of groups always nest.
     """
     n_leaves = len(leaves.sizes)
     if target >= n_leaves:
         return np.arange(n_leaves)
-    merges = _merge_sequence(leaves.between, leaves.centroids, leaves.sizes, leaves.adjacent)
+    merges = _merge_sequence(leaves.between, leaves.centroids, leaves.sizes, leaves.adjacent, resolution)
     return np.unique(_cut(n_leaves, merges, max(target, 1)), return_inverse=True)[1]
 
 
@@ -642,27 +654,32 @@ def _refine(
     return refined
 
 
+def _resolution(depth_index: int, n_depths: int) -> float:
+    return FINEST_RESOLUTION if depth_index == n_depths - 1 else BROAD_RESOLUTION
+
+
 def _bottom_up(leaves: _Leaves, counts: list[int]) -> list[np.ndarray]:
     """Deepest depth first from the leaves, each broader depth grouping the topics below it."""
-    levels = [_group(leaves, counts[-1])]
-    for count in reversed(counts[:-1]):
+    n_depths = len(counts)
+    levels = [_group(leaves, counts[-1], _resolution(n_depths - 1, n_depths))]
+    for depth_index in range(n_depths - 2, -1, -1):
         finer = levels[0]
-        levels.insert(0, _group(leaves.grouped(finer), count)[finer])
+        levels.insert(0, _group(leaves.grouped(finer), counts[depth_index], _resolution(depth_index, n_depths))[finer])
     return levels
 
 
 def _top_down(leaves: _Leaves, counts: list[int]) -> list[np.ndarray]:
     """Depth 1 from the leaves; every topic then split on its own, in proportion to its size."""
-    levels = [_group(leaves, counts[0])]
+    levels = [_group(leaves, counts[0], _resolution(0, len(counts)))]
     total = leaves.sizes.sum()
-    for count in counts[1:]:
+    for depth_index, count in enumerate(counts[1:], start=1):
         parent = levels[-1]
         level = np.zeros(len(parent), dtype=np.int64)
         offset = 0
         for parent_label in np.unique(parent):
             members = np.nonzero(parent == parent_label)[0]
             wanted = max(2, int(round(count * leaves.sizes[members].sum() / total)))
-            label = _group(leaves.subset(members), min(wanted, len(members)))
+            label = _group(leaves.subset(members), min(wanted, len(members)), _resolution(depth_index, len(counts)))
             level[members] = label + offset
             offset += int(label.max()) + 1
         levels.append(level)

@@ -248,7 +248,7 @@ def test_deleted_rows_drop_out_and_empty_topics_disappear(banking: MapInputs, ba
 
 def test_topics_agree_with_banking77_intents(banking: MapInputs) -> None:
     """Quality floor on TF-IDF vectors (benchmarks/topics.py measures the real embeddings): the best
-    depth scores AMI 0.507 ("fast") and 0.524 ("accurate") here, k-means with the true 77 classes on
+    depth scores AMI 0.506 ("fast") and 0.528 ("accurate") here, k-means with the true 77 classes on
     the same vectors 0.494; "fast" scored 0.500 before its merges used the embedding graph."""
     for options, floor in ((FAST, 0.49), (ACCURATE, 0.50)):
         model = build_topics(banking.graph, banking.xy, banking.texts, options, vectors=banking.vectors)
@@ -266,10 +266,12 @@ def banking_embedded(shared_data) -> MapInputs:
 
 
 @pytest.mark.slow
-def test_on_real_embeddings_topics_beat_kmeans_and_match_umap_hdbscan(banking_embedded: MapInputs) -> None:
+def test_on_real_embeddings_topics_beat_kmeans_and_umap_hdbscan(banking_embedded: MapInputs) -> None:
     """The benchmark's goals as floors on banking77 (3,080 rows, 77 intents). Measured here: best
-    depth AMI 0.767 "fast", 0.762 "accurate"; k-means with the true 77 classes 0.732; UMAP+HDBSCAN
-    0.802 on the 91% of rows it clusters, ours on as many of our most confident rows 0.802 / 0.798."""
+    depth AMI 0.782 "fast", 0.785 "accurate"; k-means with the true 77 classes 0.732; UMAP+HDBSCAN
+    0.805 on the 91% of rows it clusters, ours on as many of our most confident rows 0.818 / 0.820
+    (0.802 / 0.798 before the merges used a resolution per depth). The HDBSCAN floor leaves 0.01
+    because other layout seeds put "fast" 0.003 below to 0.012 above HDBSCAN."""
     from sklearn.cluster import HDBSCAN, KMeans
     from umap import UMAP
 
@@ -287,8 +289,8 @@ def test_on_real_embeddings_topics_beat_kmeans_and_match_umap_hdbscan(banking_em
     for options in (FAST, ACCURATE):
         model = build_topics(inputs.graph, inputs.xy, inputs.texts, options, vectors=inputs.vectors)
         best = max(adjusted_mutual_info_score(inputs.labels, column) for column in model.assignments.T)
-        assert best >= kmeans_ami + 0.015, (options.cluster_method, best, kmeans_ami)
+        assert best >= kmeans_ami + 0.03, (options.cluster_method, best, kmeans_ami)
         deepest = model.assignments[:, -1]
         confident = most_confident_rows(inputs.graph, deepest, int(clustered.sum()))
         ours = adjusted_mutual_info_score(inputs.labels[confident], deepest[confident])
-        assert ours >= hdbscan_ami - 0.015, (options.cluster_method, ours, hdbscan_ami)
+        assert ours >= hdbscan_ami - 0.01, (options.cluster_method, ours, hdbscan_ami)
