@@ -41,6 +41,18 @@ def test_topic_metadata_and_hierarchy_agree(news_map):
             assert label in depth_one
 
 
+def test_a_topic_description_quotes_its_member_nearest_the_topic_mean_direction(news_map):
+    table, topics, _ = news_map.topics._topics()
+    latent_ids, latent = news_map._latent()
+    order = {int(row_id): position for position, row_id in enumerate(latent_ids)}
+    vectors = latent[[order[int(row_id)] for row_id in table["_row_id"].to_numpy()]]
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for topic in (t for t in topics if t["depth"] == 1):
+        members = np.nonzero(table["topic_id_depth_1"].to_numpy() == topic["topic_id"])[0]
+        nearest_mean = members[np.argmax(unit[members] @ unit[members].mean(axis=0))]
+        assert topic["representative_row"] == nearest_mean
+
+
 def test_group_by_topic_covers_every_row_once(news_map):
     groups = news_map.topics.group_by_topic(topic_depth=1)
     ids = [datum for group in groups for datum in group["datum_ids"]]

@@ -252,6 +252,7 @@ def _topics_asset(spec, key, common) -> dg.AssetsDefinition:
         ins={
             "neighbour_graph": dg.AssetIn(key=key("neighbour_graph")),
             "projection": dg.AssetIn(key=key("projection")),
+            "embeddings": dg.AssetIn(key=key("embeddings")),
         },
         kinds={"scikitlearn"},
         description="Topic of every row at each depth, named from the label field; topic metadata rides along.",
@@ -259,9 +260,17 @@ def _topics_asset(spec, key, common) -> dg.AssetsDefinition:
         automation_condition=FOLLOW_UPSTREAM,
         **common,
     )
-    def topics(context: dg.AssetExecutionContext, store: DatasetStore, neighbour_graph: StageOutput, projection: StageOutput):
+    def topics(
+        context: dg.AssetExecutionContext,
+        store: DatasetStore,
+        neighbour_graph: StageOutput,
+        projection: StageOutput,
+        embeddings: dict[str, StageOutput],
+    ):
         rebuild = context.run.tags.get(REBUILD_TOPICS_TAG) == "true"
-        output, metadata = stages.build_topics(store, spec, neighbour_graph, projection, _previous(spec, "topics"), rebuild)
+        output, metadata = stages.build_topics(
+            store, spec, neighbour_graph, projection, embeddings, _previous(spec, "topics"), rebuild
+        )
         row_ids = output.table["_row_id"].to_numpy()
         xy = stages.xy_from_output(projection, row_ids)
         codes = output.table["topic_id_depth_1"].to_numpy()

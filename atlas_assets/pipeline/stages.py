@@ -272,6 +272,7 @@ def build_topics(
     spec: IndexSpec,
     graph_output: StageOutput,
     projection_output: StageOutput,
+    embeddings: Mapping[str, StageOutput],
     previous: StageOutput | None,
     rebuild: bool,
 ) -> tuple[StageOutput, dict]:
@@ -287,7 +288,9 @@ def build_topics(
         model = topics_compute.assign_new_rows(previous_model, mapping, graph, xy, texts)
         mode = "new rows joined existing topics"
     else:
-        model = topics_compute.build_topics(graph, xy, texts, options)
+        # The vectors make each topic's representative document the member nearest its mean
+        # direction in embedding space, not the one nearest its centre on the map.
+        model = topics_compute.build_topics(graph, xy, texts, options, vectors=live_vectors(embeddings, row_ids))
     depths = model.assignments.shape[1]
     columns: dict[str, pa.Array] = {ROW_ID: pa.array(row_ids, pa.int64())}
     for depth in range(1, depths + 1):
