@@ -10,10 +10,13 @@ embeddings, kNN graph (compute.knn.build_graph, k=15) and layout (compute.layout
   on the rows it clusters and its coverage. "Equal coverage" is compared two ways: our AMI on the
   rows HDBSCAN clusters, and our AMI on as many of our own most confident rows (most_confident_rows);
   HDBSCAN is also scored at 100% coverage with its noise rows joined to their neighbours' cluster.
+- The spread over seeds (--seeds, default 0-3): the headline figures again with the graph, layout,
+  k-means and UMAP each run with that seed, as mean (min-max): one layout's luck moves a best-depth
+  AMI by up to 0.05, more than some of the differences compared here.
 Speed: build_topics given the graph and layout on synthetic data (Gaussian mixture, 2-D layout
 points) at 100k and 1M rows, without texts and (100k) with ag_news texts repeated.
 
-Run: .venv/bin/python -m benchmarks.topics [--sets a,b] [--skip-speed] [--speed-only]
+Run: .venv/bin/python -m benchmarks.topics [--sets a,b] [--seeds 0,1,2,3] [--skip-speed] [--speed-only]
 Writes benchmarks/results/topics.json. Inputs and reference results are cached in the bench cache.
 """
 
@@ -48,18 +51,19 @@ def _map_code_version() -> str:
     return hashlib.sha256(sources).hexdigest()[:12]
 
 
-def map_inputs(name: str, vectors: np.ndarray) -> tuple[NeighbourGraph, np.ndarray]:
-    """The project's kNN graph and 2-D layout of a set as the pipeline makes them, computed once and
-    cached."""
+def map_inputs(name: str, vectors: np.ndarray, seed: int = 0) -> tuple[NeighbourGraph, np.ndarray]:
+    """The project's kNN graph and 2-D layout of a set as the pipeline makes them (with `seed`),
+    computed once and cached."""
     from atlas_assets.compute.knn import build_graph
     from atlas_assets.compute.layout import compute_layout, resolve_layout_params
 
-    path = data.CACHE / f"map-{name}-{len(vectors)}-{_map_code_version()}.npz"
+    suffix = f"-seed{seed}" if seed else ""
+    path = data.CACHE / f"map-{name}-{len(vectors)}{suffix}-{_map_code_version()}.npz"
     if path.exists():
         stored = np.load(path)
         return NeighbourGraph(stored["indices"], stored["distances"], "cosine"), stored["xy"]
-    graph = build_graph(vectors, k=K_NEIGHBOURS, metric="cosine", seed=0)
-    xy = compute_layout(graph, resolve_layout_params(None, len(vectors)), seed=0, vectors=vectors)
+    graph = build_graph(vectors, k=K_NEIGHBOURS, metric="cosine", seed=seed)
+    xy = compute_layout(graph, resolve_layout_params(None, len(vectors)), seed=seed, vectors=vectors)
     data.CACHE.mkdir(parents=True, exist_ok=True)
     np.savez(path, indices=graph.neighbour_indices, distances=graph.neighbour_distances, xy=xy)
     return graph, xy
@@ -92,16 +96,19 @@ def npmi_and_diversity(model: TopicModel, depth: int, terms: kw.TermCounts) -> t
     return (float(np.mean(topic_scores)) if topic_scores else float("nan")), diversity
 
 
-def reference_clusterings(name: str, vectors: np.ndarray, graph: NeighbourGraph, n_classes: int) -> dict:
-    """k-means (true class count) and UMAP+HDBSCAN labels, computed once and cached."""
-    path = data.CACHE / f"topic-references-{name}-{len(vectors)}.npz"
+def reference_clusterings(
+    name: str, vectors: np.ndarray, graph: NeighbourGraph, n_classes: int, seed: int = 0
+) -> dict:
+    """k-means (true class count) and UMAP+HDBSCAN labels with `seed`, computed once and cached."""
+    suffix = f"-seed{seed}" if seed else ""
+    path = data.CACHE / f"topic-references-{name}-{len(vectors)}{suffix}.npz"
     if path.exists():
         stored = np.load(path)
         return {key: stored[key] for key in stored.files}
     from sklearn.cluster import HDBSCAN, KMeans
 
     started = time.perf_counter()
-    kmeans = KMeans(n_classes, n_init=3, random_state=0).fit_predict(vectors)
+    kmeans = KMeans(n_classes, n_init=3, random_state=seed).fit_predict(vectors)
     kmeans_seconds = time.perf_counter() - started
     import umap
 
@@ -109,7 +116,7 @@ def reference_clusterings(name: str, vectors: np.ndarray, graph: NeighbourGraph,
     knn_indices = np.column_stack([np.arange(len(vectors)), graph.neighbour_indices])
     knn_distances = np.column_stack([np.zeros(len(vectors)), graph.neighbour_distances])
     reduced = umap.UMAP(
-        n_components=5, n_neighbors=K_NEIGHBOURS + 1, min_dist=0.0, metric="cosine", random_state=0,
+        n_components=5, n_neighbors=K_NEIGHBOURS + 1, min_dist=0.0, metric="cosine", random_state=seed,
         precomputed_knn=(knn_indices, knn_distances),
     ).fit_transform(vectors)
     hdbscan = HDBSCAN(min_cluster_size=15).fit_predict(reduced)
@@ -157,7 +164,46 @@ def _agreement(labels: np.ndarray, found: np.ndarray) -> dict:
     }
 
 
-def evaluate_set(name: str, options_list: list[NomicTopicOptions]) -> dict:
+def _method_key(options: NomicTopicOptions) -> str:
+    return options.cluster_method + ("+enforce" if options.enforce_topic_hierarchy else "")
+
+
+def seed_spread(
+    dataset: data.LabelledTexts, vectors: np.ndarray, options_list: list[NomicTopicOptions], seeds: list[int]
+) -> dict:
+    """The headline figures once per seed: our map (graph and layout) and the references (k-means,
+    UMAP) all get that seed, so a difference that one seed's luck makes shows up as a spread.
+    Per method, per seed: best-depth AMI, best AMI on HDBSCAN's rows and on as many own rows."""
+    from atlas_assets.compute.topics import cluster_rows, depth_rule, topic_counts
+
+    labels = dataset.labels
+    n_classes = len(np.unique(labels))
+    spread: dict = {"seeds": seeds, "kmeans_ami": [], "hdbscan_ami": [], "hdbscan_coverage": []}
+    for seed in seeds:
+        graph, xy = map_inputs(dataset.name, vectors, seed)
+        references = reference_clusterings(dataset.name, vectors, graph, n_classes, seed)
+        clustered = references["hdbscan"] >= 0
+        spread["kmeans_ami"].append(_agreement(labels, references["kmeans"])["ami"])
+        spread["hdbscan_ami"].append(_agreement(labels[clustered], references["hdbscan"][clustered])["ami"])
+        spread["hdbscan_coverage"].append(round(float(clustered.mean()), 4))
+        counts = topic_counts(len(xy), depth_rule(len(xy)))
+        for options in options_list:
+            levels = cluster_rows(graph, np.asarray(xy, dtype=np.float64), counts, options, seed=0)
+            own = [most_confident_rows(graph, level, int(clustered.sum())) for level in levels]
+            figures = spread.setdefault(_method_key(options), {"best_ami": [], "on_its_rows": [], "own_rows": []})
+            figures["best_ami"].append(max(_agreement(labels, level)["ami"] for level in levels))
+            figures["on_its_rows"].append(max(_agreement(labels[clustered], level[clustered])["ami"] for level in levels))
+            figures["own_rows"].append(max(_agreement(labels[rows], level[rows])["ami"] for level, rows in zip(levels, own)))
+    for key, figures in list(spread.items()):
+        if isinstance(figures, dict):
+            spread[key]["beats_kmeans_on_mean"] = bool(np.mean(figures["best_ami"]) > np.mean(spread["kmeans_ami"]))
+            spread[key]["beats_hdbscan_on_mean"] = bool(
+                min(np.mean(figures["on_its_rows"]), np.mean(figures["own_rows"])) > np.mean(spread["hdbscan_ami"])
+            )
+    return spread
+
+
+def evaluate_set(name: str, options_list: list[NomicTopicOptions], seeds: list[int] | None = None) -> dict:
     dataset = data.LABELLED_SETS[name]()
     vectors = data.cached_embeddings(name, dataset.texts)
     graph, xy = map_inputs(name, vectors)
@@ -181,7 +227,7 @@ def evaluate_set(name: str, options_list: list[NomicTopicOptions]) -> dict:
     }
     terms = kw.count_terms(dataset.texts)
     for options in options_list:
-        key = options.cluster_method + ("+enforce" if options.enforce_topic_hierarchy else "")
+        key = _method_key(options)
         started = time.perf_counter()
         model = build_topics(graph, xy, dataset.texts, options, seed=0, vectors=vectors)
         seconds = time.perf_counter() - started
@@ -211,6 +257,8 @@ def evaluate_set(name: str, options_list: list[NomicTopicOptions]) -> dict:
             "beats_hdbscan_filled_at_full_coverage": best["ami"]
             > result["umap_hdbscan"]["filled_to_full_coverage"]["ami"],
         }
+    if seeds:
+        result["seed_spread"] = seed_spread(dataset, vectors, options_list, seeds)
     return result
 
 
@@ -247,12 +295,26 @@ def speed(sizes: list[int]) -> list[dict]:
     return rows
 
 
+def _print_spread(name: str, spread: dict) -> None:
+    def summary(values: list[float]) -> str:
+        return f"{np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+    print(f"{name:22} seeds {spread['seeds']}: k-means {summary(spread['kmeans_ami'])}, "
+          f"UMAP+HDBSCAN {summary(spread['hdbscan_ami'])}")
+    for key, figures in spread.items():
+        if isinstance(figures, dict):
+            print(f"{name:22} {key:16} best {summary(figures['best_ami'])}  on its rows "
+                  f"{summary(figures['on_its_rows'])}  own rows {summary(figures['own_rows'])}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default=",".join(data.LABELLED_SETS))
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--speed-sizes", default="100000,1000000")
+    parser.add_argument("--seeds", default="0,1,2,3",
+                        help="seeds of the map and the references for the spread of the headline figures")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "topics.json"
@@ -269,7 +331,7 @@ def main() -> None:
         print(f"{'set':22} {'method':16} {'depth':>5} {'topics':>6} {'AMI':>6} {'ARI':>6} {'NPMI':>6} {'div':>5}"
               f" {'AMI@HD':>6} {'AMI@own':>7}")
         for name in args.sets.split(","):
-            result = evaluate_set(name, options_list)
+            result = evaluate_set(name, options_list, [int(seed) for seed in args.seeds.split(",") if seed])
             report["sets"][name] = result
             for key, value in result["topics"].items():
                 for d in value["depths"]:
@@ -280,6 +342,8 @@ def main() -> None:
             print(f"{name:22} {'k-means true k':16} {'':5} {result['classes']:6} {km['ami']:6.3f} {km['ari']:6.3f}")
             print(f"{name:22} {'umap+hdbscan':16} {'':5} {hd['clusters']:6} {hd['ami']:6.3f} {hd['ari']:6.3f}"
                   f"  coverage {hd['coverage']:.2f}; filled to 100%: AMI {hd['filled_to_full_coverage']['ami']:.3f}")
+            if "seed_spread" in result:
+                _print_spread(name, result["seed_spread"])
             path.write_text(json.dumps(report, indent=1))
     if not args.skip_speed:
         report["speed"] = speed([int(s) for s in args.speed_sizes.split(",")])
