@@ -12,7 +12,8 @@ embeddings, kNN graph (compute.knn.build_graph, k=15) and layout (compute.layout
   HDBSCAN is also scored at 100% coverage with its noise rows joined to their neighbours' cluster.
 - The spread over seeds (--seeds, default 0-3): the headline figures again with the graph, layout,
   k-means and UMAP each run with that seed, as mean (min-max): one layout's luck moves a best-depth
-  AMI by up to 0.05, more than some of the differences compared here.
+  AMI by up to 0.05, more than some of the differences compared here. Also against HDBSCAN at its
+  own cluster count (our deepest depth cut there) as well as its coverage.
 Speed: build_topics given the graph and layout on synthetic data (Gaussian mixture, 2-D layout
 points) at 100k and 1M rows, without texts and (100k) with ag_news texts repeated.
 
@@ -168,12 +169,22 @@ def _method_key(options: NomicTopicOptions) -> str:
     return options.cluster_method + ("+enforce" if options.enforce_topic_hierarchy else "")
 
 
+_SPREAD_FIGURES = (
+    "best_ami", "kmeans_at_our_count", "on_its_rows", "own_rows", "on_its_rows_at_its_count", "own_rows_at_its_count"
+)
+
+
 def seed_spread(
     dataset: data.LabelledTexts, vectors: np.ndarray, options_list: list[NomicTopicOptions], seeds: list[int]
 ) -> dict:
     """The headline figures once per seed: our map (graph and layout) and the references (k-means,
     UMAP) all get that seed, so a difference that one seed's luck makes shows up as a spread.
-    Per method, per seed: best-depth AMI, best AMI on HDBSCAN's rows and on as many own rows."""
+    Per method, per seed: best-depth AMI, and k-means's with as many clusters as that depth has
+    topics; best AMI on HDBSCAN's rows and on as many own rows, and the same two with as many
+    topics at the deepest depth as HDBSCAN found clusters ("at its count": equal coverage and an
+    equal number of groups)."""
+    from sklearn.cluster import KMeans
+
     from atlas_assets.compute.topics import cluster_rows, depth_rule, topic_counts
 
     labels = dataset.labels
@@ -187,13 +198,29 @@ def seed_spread(
         spread["hdbscan_ami"].append(_agreement(labels[clustered], references["hdbscan"][clustered])["ami"])
         spread["hdbscan_coverage"].append(round(float(clustered.mean()), 4))
         counts = topic_counts(len(xy), depth_rule(len(xy)))
+        its_count = max(int(references["hdbscan"].max()) + 1, counts[-2])
+        n_clustered = int(clustered.sum())
+        xy = np.asarray(xy, dtype=np.float64)
+
+        def ami(rows: np.ndarray | slice, level: np.ndarray) -> float:
+            return _agreement(labels[rows], level[rows])["ami"]
+
         for options in options_list:
-            levels = cluster_rows(graph, np.asarray(xy, dtype=np.float64), counts, options, seed=0)
-            own = [most_confident_rows(graph, level, int(clustered.sum())) for level in levels]
-            figures = spread.setdefault(_method_key(options), {"best_ami": [], "on_its_rows": [], "own_rows": []})
-            figures["best_ami"].append(max(_agreement(labels, level)["ami"] for level in levels))
-            figures["on_its_rows"].append(max(_agreement(labels[clustered], level[clustered])["ami"] for level in levels))
-            figures["own_rows"].append(max(_agreement(labels[rows], level[rows])["ami"] for level, rows in zip(levels, own)))
+            levels = cluster_rows(graph, xy, counts, options)
+            at_its_count = cluster_rows(graph, xy, [*counts[:-1], its_count], options)[-1]
+            figures = spread.setdefault(_method_key(options), {key: [] for key in _SPREAD_FIGURES})
+            best = max(levels, key=lambda level: ami(slice(None), level))
+            figures["best_ami"].append(ami(slice(None), best))
+            same_count = KMeans(len(np.unique(best)), n_init=3, random_state=seed).fit_predict(vectors)
+            figures["kmeans_at_our_count"].append(ami(slice(None), same_count))
+            figures["on_its_rows"].append(max(ami(clustered, level) for level in levels))
+            figures["own_rows"].append(
+                max(ami(most_confident_rows(graph, level, n_clustered), level) for level in levels)
+            )
+            figures["on_its_rows_at_its_count"].append(ami(clustered, at_its_count))
+            figures["own_rows_at_its_count"].append(
+                ami(most_confident_rows(graph, at_its_count, n_clustered), at_its_count)
+            )
     for key, figures in list(spread.items()):
         if isinstance(figures, dict):
             spread[key]["beats_kmeans_on_mean"] = bool(np.mean(figures["best_ami"]) > np.mean(spread["kmeans_ami"]))
@@ -303,8 +330,10 @@ def _print_spread(name: str, spread: dict) -> None:
           f"UMAP+HDBSCAN {summary(spread['hdbscan_ami'])}")
     for key, figures in spread.items():
         if isinstance(figures, dict):
-            print(f"{name:22} {key:16} best {summary(figures['best_ami'])}  on its rows "
-                  f"{summary(figures['on_its_rows'])}  own rows {summary(figures['own_rows'])}")
+            print(f"{name:22} {key:16} best {summary(figures['best_ami'])} (k-means at that count "
+                  f"{summary(figures['kmeans_at_our_count'])})  on its rows "
+                  f"{summary(figures['on_its_rows'])}  own rows {summary(figures['own_rows'])}  at its count: "
+                  f"{summary(figures['on_its_rows_at_its_count'])} / {summary(figures['own_rows_at_its_count'])}")
 
 
 def main() -> None:

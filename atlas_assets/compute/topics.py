@@ -10,13 +10,14 @@ How topics are built (docs/topics_and_duplicates.md has the measured figures):
    leaves. Tiny leaves are folded into the neighbour they are most connected to.
 3. Leaves are merged greedily: always the pair whose merge raises the modularity of the similar
    graph most, among pairs that touch (so "fast" topics stay regions of the map; an island joins
-   its nearest region once that is cheaper than any touching merge). The deepest depth merges at
-   resolution 3 (even sizes for fine topics), broader depths group the topics below them at
-   resolution 0.5 (merges follow the ties between regions more than their sizes). Every depth is a
-   cut of this hierarchy: with enforce_topic_hierarchy False at each depth's topic count (the data
-   decides how many subtopics each topic has; a compact topic may keep a single subtopic); with
-   True every topic is split into subtopics in proportion to its size, at least two whenever it
-   holds two or more leaves. Either way each topic at depth d+1 lies inside one topic at depth d.
+   its nearest region once that is cheaper than any touching merge). The fine topics of the third
+   depth merge at resolution 3 (even sizes), broader depths group the topics below them at
+   resolution 0.5 (merges follow the ties between regions more than their sizes), and the deepest
+   of two depths merges at resolution 1. With enforce_topic_hierarchy False each depth is cut at
+   its topic count (the data decides how many subtopics each topic has; a compact topic may keep a
+   single subtopic); with True every topic is split into subtopics in proportion to its size, at
+   least two whenever it holds two or more leaves. Either way each topic at depth d+1 lies inside
+   one topic at depth d.
 4. Rows are refined (a row joins the topic holding most of its similar-graph weight, depth 1
    first, deeper depths among the children of the row's parent); a "fast" row only joins a topic
    it touches on the map.
@@ -48,9 +49,13 @@ _DEPTH_CAPS = (20, 200, 1_000)
 _MAX_COMMUNITIES = 3_000
 LEAVES_PER_TOPIC = 2
 # Modularity resolution of the merges (docs/topics_and_duplicates.md has the measurements): the
-# finest depth favours topics of even size, broader depths follow how strongly regions are tied.
-FINEST_RESOLUTION = 3.0
-BROAD_RESOLUTION = 0.5
+# fine topics of a three-depth hierarchy come out of even size (at 1, the five largest of 87-137
+# fine topics held a third of the rows); topics grouped into broader ones follow how strongly they
+# are tied more than their sizes; the deepest depth of a two-depth hierarchy, themes rather than
+# fine topics, keeps modularity's own balance.
+FINE_TOPICS_RESOLUTION = 3.0
+GROUPING_RESOLUTION = 0.5
+THEMES_RESOLUTION = 1.0
 
 
 @dataclass(frozen=True)
@@ -256,8 +261,9 @@ def _merge_sequence(
 
     Modularity is that of `between` at `resolution` (the weight of the size term: above 1 merging
     large communities costs more, so topics come out more even in size; below 1 merges follow the
-    ties between communities more than their sizes). Only communities that touch (share edges in `adjacent`, or in
-    `between` when it is None) are merged, so merged topics stay contiguous, with one exception:
+    ties between communities more than their sizes). Only communities that touch (share edges in
+    `adjacent`, or in `between` when it is None) are merged, so merged topics stay contiguous, with
+    one exception:
     an island (a community touching no other, e.g. a small group the layout put apart) joins the
     community with the nearest 2-D centroid as soon as that costs less modularity than the best
     connected merge. Without that, a few tiny islands would be kept as whole topics at depth 1
@@ -655,7 +661,9 @@ def _refine(
 
 
 def _resolution(depth_index: int, n_depths: int) -> float:
-    return FINEST_RESOLUTION if depth_index == n_depths - 1 else BROAD_RESOLUTION
+    if depth_index < n_depths - 1:
+        return GROUPING_RESOLUTION
+    return FINE_TOPICS_RESOLUTION if n_depths == 3 else THEMES_RESOLUTION
 
 
 def _bottom_up(leaves: _Leaves, counts: list[int]) -> list[np.ndarray]:
@@ -664,7 +672,8 @@ def _bottom_up(leaves: _Leaves, counts: list[int]) -> list[np.ndarray]:
     levels = [_group(leaves, counts[-1], _resolution(n_depths - 1, n_depths))]
     for depth_index in range(n_depths - 2, -1, -1):
         finer = levels[0]
-        levels.insert(0, _group(leaves.grouped(finer), counts[depth_index], _resolution(depth_index, n_depths))[finer])
+        coarser = _group(leaves.grouped(finer), counts[depth_index], _resolution(depth_index, n_depths))
+        levels.insert(0, coarser[finer])
     return levels
 
 
