@@ -39,11 +39,11 @@ class NomicTopicOptions(_Options):
     merges regions that touch on the 2-D map, so every topic is one region and its label sits on it;
     "accurate" merges whatever is most alike (closer to the data; topics may interleave on the map,
     and its best depth agrees more with labels whose classes the map splits apart, e.g. ag_news).
-    Both run in seconds for 100k rows. Both build one merge tree of small communities, so
-    each topic at depth d+1 always lies inside one topic at depth d. enforce_topic_hierarchy: False
-    cuts that tree at each depth's topic count, so the data decides how many subtopics a topic gets
-    (a compact topic may keep a single subtopic); True splits every topic into subtopics in
-    proportion to its size, at least two whenever it can be split.
+    Both run in seconds for 100k rows. Both merge small communities into the deepest topics and
+    group those into broader ones, so each topic at depth d+1 always lies inside one topic at depth
+    d. enforce_topic_hierarchy: False groups at each depth's topic count, so the data decides how
+    many subtopics a topic gets (a compact topic may keep a single subtopic); True splits every
+    topic into subtopics in proportion to its size, at least two whenever it can be split.
     """
 
     build_topic_model: bool = True
