@@ -52,14 +52,18 @@ def _map_code_version() -> str:
     return hashlib.sha256(sources).hexdigest()[:12]
 
 
+def _seed_suffix(seed: int) -> str:
+    """Cache names of seed 0 carry no suffix, so caches made before seeds were varied stay valid."""
+    return f"-seed{seed}" if seed else ""
+
+
 def map_inputs(name: str, vectors: np.ndarray, seed: int = 0) -> tuple[NeighbourGraph, np.ndarray]:
     """The project's kNN graph and 2-D layout of a set as the pipeline makes them (with `seed`),
     computed once and cached."""
     from atlas_assets.compute.knn import build_graph
     from atlas_assets.compute.layout import compute_layout, resolve_layout_params
 
-    suffix = f"-seed{seed}" if seed else ""
-    path = data.CACHE / f"map-{name}-{len(vectors)}{suffix}-{_map_code_version()}.npz"
+    path = data.CACHE / f"map-{name}-{len(vectors)}{_seed_suffix(seed)}-{_map_code_version()}.npz"
     if path.exists():
         stored = np.load(path)
         return NeighbourGraph(stored["indices"], stored["distances"], "cosine"), stored["xy"]
@@ -101,8 +105,7 @@ def reference_clusterings(
     name: str, vectors: np.ndarray, graph: NeighbourGraph, n_classes: int, seed: int = 0
 ) -> dict:
     """k-means (true class count) and UMAP+HDBSCAN labels with `seed`, computed once and cached."""
-    suffix = f"-seed{seed}" if seed else ""
-    path = data.CACHE / f"topic-references-{name}-{len(vectors)}{suffix}.npz"
+    path = data.CACHE / f"topic-references-{name}-{len(vectors)}{_seed_suffix(seed)}.npz"
     if path.exists():
         stored = np.load(path)
         return {key: stored[key] for key in stored.files}
@@ -189,7 +192,7 @@ def seed_spread(
 
     labels = dataset.labels
     n_classes = len(np.unique(labels))
-    spread: dict = {"seeds": seeds, "kmeans_ami": [], "hdbscan_ami": [], "hdbscan_coverage": []}
+    spread: dict = {"seeds": seeds, "kmeans_ami": [], "hdbscan_ami": [], "hdbscan_coverage": [], "methods": {}}
     for seed in seeds:
         graph, xy = map_inputs(dataset.name, vectors, seed)
         references = reference_clusterings(dataset.name, vectors, graph, n_classes, seed)
@@ -208,7 +211,7 @@ def seed_spread(
         for options in options_list:
             levels = cluster_rows(graph, xy, counts, options)
             at_its_count = cluster_rows(graph, xy, [*counts[:-1], its_count], options)[-1]
-            figures = spread.setdefault(_method_key(options), {key: [] for key in _SPREAD_FIGURES})
+            figures = spread["methods"].setdefault(_method_key(options), {key: [] for key in _SPREAD_FIGURES})
             best = max(levels, key=lambda level: ami(slice(None), level))
             figures["best_ami"].append(ami(slice(None), best))
             same_count = KMeans(len(np.unique(best)), n_init=3, random_state=seed).fit_predict(vectors)
@@ -221,12 +224,11 @@ def seed_spread(
             figures["own_rows_at_its_count"].append(
                 ami(most_confident_rows(graph, at_its_count, n_clustered), at_its_count)
             )
-    for key, figures in list(spread.items()):
-        if isinstance(figures, dict):
-            spread[key]["beats_kmeans_on_mean"] = bool(np.mean(figures["best_ami"]) > np.mean(spread["kmeans_ami"]))
-            spread[key]["beats_hdbscan_on_mean"] = bool(
-                min(np.mean(figures["on_its_rows"]), np.mean(figures["own_rows"])) > np.mean(spread["hdbscan_ami"])
-            )
+    for figures in spread["methods"].values():
+        figures["beats_kmeans_on_mean"] = bool(np.mean(figures["best_ami"]) > np.mean(spread["kmeans_ami"]))
+        figures["beats_hdbscan_on_mean"] = bool(
+            min(np.mean(figures["on_its_rows"]), np.mean(figures["own_rows"])) > np.mean(spread["hdbscan_ami"])
+        )
     return spread
 
 
@@ -328,12 +330,11 @@ def _print_spread(name: str, spread: dict) -> None:
 
     print(f"{name:22} seeds {spread['seeds']}: k-means {summary(spread['kmeans_ami'])}, "
           f"UMAP+HDBSCAN {summary(spread['hdbscan_ami'])}")
-    for key, figures in spread.items():
-        if isinstance(figures, dict):
-            print(f"{name:22} {key:16} best {summary(figures['best_ami'])} (k-means at that count "
-                  f"{summary(figures['kmeans_at_our_count'])})  on its rows "
-                  f"{summary(figures['on_its_rows'])}  own rows {summary(figures['own_rows'])}  at its count: "
-                  f"{summary(figures['on_its_rows_at_its_count'])} / {summary(figures['own_rows_at_its_count'])}")
+    for key, figures in spread["methods"].items():
+        print(f"{name:22} {key:16} best {summary(figures['best_ami'])} (k-means at that count "
+              f"{summary(figures['kmeans_at_our_count'])})  on its rows "
+              f"{summary(figures['on_its_rows'])}  own rows {summary(figures['own_rows'])}  at its count: "
+              f"{summary(figures['on_its_rows_at_its_count'])} / {summary(figures['own_rows_at_its_count'])}")
 
 
 def main() -> None:

@@ -679,7 +679,8 @@ def _bottom_up(leaves: _Leaves, counts: list[int]) -> list[np.ndarray]:
 
 def _top_down(leaves: _Leaves, counts: list[int]) -> list[np.ndarray]:
     """Depth 1 from the leaves; every topic then split on its own, in proportion to its size."""
-    levels = [_group(leaves, counts[0], _resolution(0, len(counts)))]
+    n_depths = len(counts)
+    levels = [_group(leaves, counts[0], _resolution(0, n_depths))]
     total = leaves.sizes.sum()
     for depth_index, count in enumerate(counts[1:], start=1):
         parent = levels[-1]
@@ -688,7 +689,7 @@ def _top_down(leaves: _Leaves, counts: list[int]) -> list[np.ndarray]:
         for parent_label in np.unique(parent):
             members = np.nonzero(parent == parent_label)[0]
             wanted = max(2, int(round(count * leaves.sizes[members].sum() / total)))
-            label = _group(leaves.subset(members), min(wanted, len(members)), _resolution(depth_index, len(counts)))
+            label = _group(leaves.subset(members), min(wanted, len(members)), _resolution(depth_index, n_depths))
             level[members] = label + offset
             offset += int(label.max()) + 1
         levels.append(level)
