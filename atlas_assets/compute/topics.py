@@ -393,23 +393,21 @@ def _unique_names(names: list[str], alternatives: list[list[str]], sizes: list[i
     return final
 
 
+def _representative(members: np.ndarray, xy: np.ndarray, vectors: np.ndarray | None) -> int:
+    """Most central member of a topic: nearest to the topic's mean direction, or its 2-D centroid."""
+    if vectors is not None:
+        member_vectors = np.asarray(vectors[members], dtype=np.float64)
+        unit = member_vectors / np.maximum(np.linalg.norm(member_vectors, axis=1, keepdims=True), 1e-12)
+        return int(members[np.argmax(unit @ unit.mean(axis=0))])
+    centre = xy[members].mean(axis=0)
+    return int(members[np.argmin(((xy[members] - centre) ** 2).sum(axis=1))])
+
+
 def _representatives(
     assignment: np.ndarray, topic_ids: np.ndarray, xy: np.ndarray, vectors: np.ndarray | None
 ) -> dict[int, int]:
-    """Most central member of each topic: nearest to the topic's mean direction, or 2-D centroid."""
-    result: dict[int, int] = {}
-    if vectors is not None:
-        unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     members_of = rows_by_label(assignment)
-    for topic_id in topic_ids:
-        members = members_of[int(topic_id)]
-        if vectors is not None:
-            direction = unit[members].mean(axis=0)
-            result[int(topic_id)] = int(members[np.argmax(unit[members] @ direction)])
-        else:
-            centre = xy[members].mean(axis=0)
-            result[int(topic_id)] = int(members[np.argmin(((xy[members] - centre) ** 2).sum(axis=1))])
-    return result
+    return {int(topic_id): _representative(members_of[int(topic_id)], xy, vectors) for topic_id in topic_ids}
 
 
 def _name_topics(
@@ -474,7 +472,9 @@ def _name_topics(
 # The public entry points
 
 
-def _check_inputs(graph: NeighbourGraph, xy: np.ndarray, texts: Sequence[str] | None) -> np.ndarray:
+def _check_inputs(
+    graph: NeighbourGraph, xy: np.ndarray, texts: Sequence[str] | None, vectors: np.ndarray | None = None
+) -> np.ndarray:
     xy = np.asarray(xy, dtype=np.float64)
     if xy.ndim != 2 or xy.shape[1] != 2:
         raise ValueError(f"xy must be (n_rows, 2), got shape {xy.shape}")
@@ -482,6 +482,8 @@ def _check_inputs(graph: NeighbourGraph, xy: np.ndarray, texts: Sequence[str] | 
         raise ValueError(f"graph has {graph.n_rows} rows but xy has {len(xy)}")
     if texts is not None and len(texts) != len(xy):
         raise ValueError(f"texts has {len(texts)} entries but there are {len(xy)} rows")
+    if vectors is not None and len(vectors) != len(xy):
+        raise ValueError(f"vectors has {len(vectors)} rows but there are {len(xy)} rows")
     return xy
 
 
@@ -523,7 +525,7 @@ def build_topics(
     vectors: np.ndarray | None = None,
 ) -> TopicModel:
     """The topic hierarchy of a map (module docstring). texts None: topics named by position."""
-    xy = _check_inputs(graph, xy, texts)
+    xy = _check_inputs(graph, xy, texts, vectors)
     n_rows = len(xy)
     if n_rows == 0:
         return TopicModel(np.zeros((0, depth_rule(0)), dtype=np.int32), [])
@@ -702,6 +704,7 @@ def assign_new_rows(
     graph: NeighbourGraph,
     xy: np.ndarray,
     texts: Sequence[str] | None,
+    vectors: np.ndarray | None = None,
 ) -> TopicModel:
     """The previous topics over the current rows, without rebuilding them.
 
@@ -710,9 +713,11 @@ def assign_new_rows(
     (rows placed this way count for the rows after them), or, with no placed neighbour at all, the
     deepest topic whose centroid is nearest on the map; its broader topics follow from the hierarchy.
     Deleted rows drop out, topics left empty disappear; sizes, centroids and representatives are
-    updated; labels are kept.
+    updated (a topic whose representative row was deleted takes the member nearest its mean
+    direction in `vectors`, as build_topics picks it, or without vectors the one nearest its 2-D
+    centroid); labels are kept.
     """
-    xy = _check_inputs(graph, xy, texts)
+    xy = _check_inputs(graph, xy, texts, vectors)
     previous_row = np.asarray(previous_row, dtype=np.int64)
     if len(previous_row) != len(xy):
         raise ValueError("previous_row needs one entry per current row")
@@ -755,13 +760,14 @@ def assign_new_rows(
     new_row_of_old = np.full(len(previous.assignments), -1, dtype=np.int64)
     new_row_of_old[previous_row[old]] = np.nonzero(old)[0]
     for topic in previous.topics:
-        members = np.nonzero(assignments[:, topic.depth - 1] == topic.topic_id)[0]
+        column = assignments[:, topic.depth - 1]
+        members = np.nonzero(column == topic.topic_id)[0]
         if not len(members):
             continue
         centre = xy[members].mean(axis=0)
         representative = int(new_row_of_old[topic.representative_row])
-        if representative < 0 or assignments[representative, topic.depth - 1] != topic.topic_id:
-            representative = int(members[np.argmin(((xy[members] - centre) ** 2).sum(axis=1))])
+        if representative < 0 or column[representative] != topic.topic_id:
+            representative = _representative(members, xy, vectors)
         topics.append(
             replace(
                 topic,

@@ -281,16 +281,17 @@ def build_topics(
     row_ids, graph = graph_from_output(graph_output)
     xy = xy_from_output(projection_output, row_ids)
     texts = label_texts(store, spec, row_ids)
+    # The vectors make each topic's representative document the member nearest its mean direction
+    # in embedding space, not the one nearest its centre on the map.
+    vectors = live_vectors(embeddings, row_ids)
     mode = "full"
     if previous is not None and not rebuild:
         previous_ids, previous_model = topic_model_from_output(previous)
         mapping = positions_of(previous_ids, row_ids)
-        model = topics_compute.assign_new_rows(previous_model, mapping, graph, xy, texts)
+        model = topics_compute.assign_new_rows(previous_model, mapping, graph, xy, texts, vectors)
         mode = "new rows joined existing topics"
     else:
-        # The vectors make each topic's representative document the member nearest its mean
-        # direction in embedding space, not the one nearest its centre on the map.
-        model = topics_compute.build_topics(graph, xy, texts, options, vectors=live_vectors(embeddings, row_ids))
+        model = topics_compute.build_topics(graph, xy, texts, options, vectors=vectors)
     depths = model.assignments.shape[1]
     columns: dict[str, pa.Array] = {ROW_ID: pa.array(row_ids, pa.int64())}
     for depth in range(1, depths + 1):

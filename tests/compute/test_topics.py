@@ -246,6 +246,34 @@ def test_deleted_rows_drop_out_and_empty_topics_disappear(banking: MapInputs, ba
     np.testing.assert_array_equal(after.assignments, banking_model.assignments[keep])
 
 
+def test_a_deleted_representative_is_replaced_by_the_member_nearest_the_mean_direction(
+    banking: MapInputs, banking_model: TopicModel
+) -> None:
+    gone = {t.representative_row for t in banking_model.topics}
+    keep = np.setdiff1d(np.arange(len(banking.texts)), sorted(gone))
+    vectors = banking.vectors[keep]
+    after = assign_new_rows(
+        banking_model, keep, knn_graph(vectors), banking.xy[keep], [banking.texts[r] for r in keep], vectors
+    )
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)  # a few texts are all stop words
+    centre_rows = 0
+    for topic in after.topics:
+        members = np.nonzero(after.assignments[:, topic.depth - 1] == topic.topic_id)[0]
+        assert topic.representative_row == members[np.argmax(unit[members] @ unit[members].mean(axis=0))]
+        centre = banking.xy[keep][members].mean(axis=0)
+        nearest_centre = members[np.argmin(((banking.xy[keep][members] - centre) ** 2).sum(axis=1))]
+        centre_rows += int(topic.representative_row == nearest_centre)
+    # The two rules pick different rows for most topics, so the check above tells them apart.
+    assert centre_rows < 0.5 * len(after.topics)
+
+
+def test_vectors_must_have_a_row_per_map_point(banking: MapInputs, banking_model: TopicModel) -> None:
+    with pytest.raises(ValueError, match="vectors has 10 rows"):
+        assign_new_rows(
+            banking_model, np.arange(len(banking.texts)), banking.graph, banking.xy, banking.texts, banking.vectors[:10]
+        )
+
+
 def test_no_few_fine_topics_swallow_the_rest(banking: MapInputs) -> None:
     """Fine topics (the deepest of three depths) come out of even size: measured here, the five
     largest of 55 hold 16% of the rows; merged at modularity's own resolution (1) they held 24%
