@@ -393,21 +393,18 @@ def _unique_names(names: list[str], alternatives: list[list[str]], sizes: list[i
     return final
 
 
-def _representative(members: np.ndarray, xy: np.ndarray, vectors: np.ndarray | None) -> int:
-    """Most central member of a topic: nearest to the topic's mean direction, or its 2-D centroid."""
-    if vectors is not None:
-        member_vectors = np.asarray(vectors[members], dtype=np.float64)
-        unit = member_vectors / np.maximum(np.linalg.norm(member_vectors, axis=1, keepdims=True), 1e-12)
-        return int(members[np.argmax(unit @ unit.mean(axis=0))])
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _representative(members: np.ndarray, xy: np.ndarray, unit_vectors: np.ndarray | None) -> int:
+    """Most central member of a topic: nearest to the topic's mean direction (unit_vectors: every
+    row's vector scaled to length 1), or without vectors nearest its 2-D centroid."""
+    if unit_vectors is not None:
+        member_units = unit_vectors[members]
+        return int(members[np.argmax(member_units @ member_units.mean(axis=0))])
     centre = xy[members].mean(axis=0)
     return int(members[np.argmin(((xy[members] - centre) ** 2).sum(axis=1))])
-
-
-def _representatives(
-    assignment: np.ndarray, topic_ids: np.ndarray, xy: np.ndarray, vectors: np.ndarray | None
-) -> dict[int, int]:
-    members_of = rows_by_label(assignment)
-    return {int(topic_id): _representative(members_of[int(topic_id)], xy, vectors) for topic_id in topic_ids}
 
 
 def _name_topics(
@@ -418,13 +415,13 @@ def _name_topics(
     vectors: np.ndarray | None,
 ) -> list[Topic]:
     terms = kw.count_terms(texts) if texts is not None else None
+    unit_vectors = None if vectors is None else _unit_rows(vectors)
     low, high = xy.min(axis=0), xy.max(axis=0)
     topics: list[Topic] = []
     for depth_index in range(assignments.shape[1]):
         column = assignments[:, depth_index]
         topic_ids = np.unique(column)
         sizes = np.bincount(column, minlength=int(topic_ids.max()) + 1)
-        representative = _representatives(column, topic_ids, xy, vectors)
         members_of = rows_by_label(column)
         keywords_of: dict[int, list[str]] = {int(t): [] for t in topic_ids}
         if terms is not None and terms.counts.shape[1]:
@@ -447,7 +444,7 @@ def _name_topics(
         for name, topic_id in zip(names, topic_ids, strict=True):
             members = members_of[int(topic_id)]
             centre = xy[members].mean(axis=0)
-            row = representative[int(topic_id)]
+            row = _representative(members, xy, unit_vectors)
             words = keywords_of[int(topic_id)]
             topics.append(
                 Topic(
@@ -757,6 +754,7 @@ def assign_new_rows(
         parent_of = {topic_id: by_id[topic_id].parent for topic_id in np.unique(child)}
         assignments[:, depth_index] = [parent_of[c] for c in child] if len(child) else []
     topics: list[Topic] = []
+    unit_vectors = None  # scaled only when a representative has to be replaced
     new_row_of_old = np.full(len(previous.assignments), -1, dtype=np.int64)
     new_row_of_old[previous_row[old]] = np.nonzero(old)[0]
     for topic in previous.topics:
@@ -767,7 +765,9 @@ def assign_new_rows(
         centre = xy[members].mean(axis=0)
         representative = int(new_row_of_old[topic.representative_row])
         if representative < 0 or column[representative] != topic.topic_id:
-            representative = _representative(members, xy, vectors)
+            if vectors is not None and unit_vectors is None:
+                unit_vectors = _unit_rows(vectors)
+            representative = _representative(members, xy, unit_vectors)
         topics.append(
             replace(
                 topic,
