@@ -1,20 +1,23 @@
-"""Where the asset outputs of an index live, and how one is written and read atomically.
+"""`IndexOutputs`: the one owner of an index's outputs (where they live, reading, writing, versions).
 
-Layout, below a base that is a local folder (default: ATLAS_HOME) or any fsspec URI:
+Layout, below a base that is a local folder (default: ATLAS_HOME) or any fsspec URI
+(`$ATLAS_OUTPUTS_URI`, e.g. `s3://bucket/atlas`):
 
-    datasets/<org>/<slug>/indices/<index_id>/<stage>.parquet            unpartitioned stages
-    datasets/<org>/<slug>/indices/<index_id>/<stage>/<batch_id>.parquet  per-batch stages
+    datasets/<org>/<slug>/indices/<index_id>/<stage>.parquet             unpartitioned stages
+    datasets/<org>/<slug>/indices/<index_id>/<stage>/<batch_id>.parquet   per-batch stages (embeddings)
 
-The IO manager and the client accessors both go through this module, so they cannot disagree on
-a path. Small structured side data (topic metadata, parameters) rides in the Parquet file's
-key-value metadata, so one file is one atomic unit.
+The IO manager, the pipeline, status, the client accessors and the map read model all go through
+this module, so none of them builds a path or reads a file its own way. Small structured side data
+(topic metadata, parameters) rides in the Parquet file's key-value metadata, so one file is one
+atomic unit.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,53 +26,164 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from atlas_assets.config import atlas_home
+from resources.atomic import atomic_writer
 
 OUTPUTS_URI_ENV = "ATLAS_OUTPUTS_URI"
 SIDE_DATA_KEY = b"atlas.side_data"
+EMBEDDINGS = "embeddings"
+# The stages a map is drawn from; their files' stamps make the map's version.
+MAP_STAGES = ("neighbour_graph", "projection", "topics", "duplicates")
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    """A stage's table plus small JSON side data (parameters, topic metadata) stored with it."""
+
+    table: pa.Table
+    side_data: dict[str, Any] = field(default_factory=dict)
 
 
 def outputs_base(uri: str | None = None) -> UPath:
     """The base every index output lives under: `uri`, else $ATLAS_OUTPUTS_URI, else ATLAS_HOME."""
-    chosen = uri or os.environ.get(OUTPUTS_URI_ENV) or str(atlas_home())
-    return UPath(chosen)
+    return UPath(uri or os.environ.get(OUTPUTS_URI_ENV) or str(atlas_home()))
+
+
+def is_local(path: UPath) -> bool:
+    return path.protocol in ("", "file", "local")
+
+
+def write_output(path: UPath, output: StageOutput) -> None:
+    """Write a stage output so readers see the old file or the new one, never a half.
+
+    Local files go through the one atomic-write helper (temp file, fsync, rename, fsync the folder);
+    on an object store a single PUT is atomic by itself.
+    """
+    table = output.table
+    if output.side_data:
+        metadata = {**(table.schema.metadata or {}), SIDE_DATA_KEY: json.dumps(output.side_data).encode()}
+        table = table.replace_schema_metadata(metadata)
+    if is_local(path):
+        with atomic_writer(Path(path.path)) as handle:
+            pq.write_table(table, handle, compression="zstd")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+
+
+def read_output(path: UPath, columns: list[str] | None = None) -> StageOutput:
+    """A stage output as written: the table (side data taken out of its schema) and the side data."""
+    with path.open("rb") as handle:
+        table = pq.read_table(handle, columns=columns)
+    metadata = dict(table.schema.metadata or {})
+    raw = metadata.pop(SIDE_DATA_KEY, None)
+    return StageOutput(table.replace_schema_metadata(metadata or None), json.loads(raw) if raw else {})
+
+
+# Object stores tell a rewrite by one of these (S3: LastModified and ETag; memory://: created).
+_REMOTE_STAMP_KEYS = ("ETag", "LastModified", "mtime", "created")
+
+
+def file_stamp(path: UPath) -> tuple | None:
+    """(size, modification stamp) of a file, None when it does not exist."""
+    try:
+        if is_local(path):
+            info = os.stat(path.path)
+            return info.st_size, info.st_mtime_ns
+        details = path.fs.info(path.path)
+    except (FileNotFoundError, OSError):
+        return None
+    return details.get("size"), tuple(str(details.get(key)) for key in _REMOTE_STAMP_KEYS)
+
+
+class IndexOutputs:
+    """Every output of one index: `read`, `write`, which batches are embedded, and a version stamp."""
+
+    def __init__(self, organisation: str, slug: str, index_id: str, base: str | UPath | None = None) -> None:
+        self.organisation = organisation
+        self.slug = slug
+        self.index_id = index_id
+        self.base = base if isinstance(base, UPath) else outputs_base(base)
+
+    def __repr__(self) -> str:
+        return f"IndexOutputs({self.folder})"
+
+    @property
+    def relative_dir(self) -> str:
+        """The folder relative to the base (the IO manager's `atlas/output_dir` metadata)."""
+        return f"datasets/{self.organisation}/{self.slug}/indices/{self.index_id}"
+
+    @property
+    def folder(self) -> UPath:
+        return self.base.joinpath(*self.relative_dir.split("/"))
+
+    def path(self, stage: str, batch_id: str | None = None) -> UPath:
+        if batch_id is None:
+            return self.folder / f"{stage}.parquet"
+        return self.folder / stage / f"{batch_id}.parquet"
+
+    def exists(self, stage: str, batch_id: str | None = None) -> bool:
+        return self.path(stage, batch_id).exists()
+
+    def read(self, stage: str, columns: list[str] | None = None, batch_id: str | None = None) -> StageOutput | None:
+        """The stage's last output, None when it was never built (or was switched off)."""
+        path = self.path(stage, batch_id)
+        try:
+            return read_output(path, columns)
+        except FileNotFoundError:
+            return None
+
+    def write(self, stage: str, output: StageOutput, batch_id: str | None = None) -> None:
+        write_output(self.path(stage, batch_id), output)
+
+    def missing_batches(self, batch_ids: Iterable[str]) -> list[str]:
+        """The batches (in the order given) whose embeddings are not written yet."""
+        embedded = set(self.embedded_batches())
+        return [batch_id for batch_id in batch_ids if batch_id not in embedded]
+
+    def embedded_batches(self) -> list[str]:
+        """Every batch whose embeddings are written (one listing of the folder)."""
+        folder = self.folder / EMBEDDINGS
+        try:
+            names = [path.name for path in folder.iterdir()]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(name[: -len(".parquet")] for name in names if name.endswith(".parquet") and not name.startswith("."))
+
+    def read_embeddings(self, batch_ids: Iterable[str], columns: list[str] | None = None) -> dict[str, StageOutput]:
+        """The embeddings of the given batches that are written, by batch id."""
+        found = {}
+        for batch_id in batch_ids:
+            output = self.read(EMBEDDINGS, columns, batch_id)
+            if output is not None:
+                found[batch_id] = output
+        return found
+
+    def version(self, stages: Iterable[str] = MAP_STAGES) -> tuple:
+        """A stamp that changes whenever one of these outputs is rewritten (size and time of each file)."""
+        return tuple((stage, file_stamp(self.path(stage))) for stage in stages)
+
+    def delete(self) -> None:
+        """Remove every output of the index (used when its dataset is deleted)."""
+        folder = self.folder
+        if folder.exists():
+            folder.fs.rm(folder.path, recursive=True)
+
+
+# --- transitional helpers: removed once every caller asks IndexOutputs --------------------------
 
 
 def index_output_dir(organisation: str, slug: str, index_id: str) -> str:
-    """The relative folder of one index's outputs (relative to `outputs_base`)."""
-    return f"datasets/{organisation}/{slug}/indices/{index_id}"
+    return IndexOutputs(organisation, slug, index_id, base=UPath("/")).relative_dir
 
 
 def stage_path(base: UPath, relative_dir: str, stage: str, partition: str | None = None) -> UPath:
     folder = base.joinpath(*relative_dir.split("/"))
-    if partition is None:
-        return folder / f"{stage}.parquet"
-    return folder / stage / f"{partition}.parquet"
+    return folder / f"{stage}.parquet" if partition is None else folder / stage / f"{partition}.parquet"
 
 
 def write_table(path: UPath, table: pa.Table, side_data: dict[str, Any] | None = None) -> None:
-    """Write `table` (and optional JSON side data) so readers see the old file or the new one."""
-    if side_data is not None:
-        existing = table.schema.metadata or {}
-        table = table.replace_schema_metadata(
-            {**existing, SIDE_DATA_KEY: json.dumps(side_data).encode()}
-        )
-    if path.protocol in ("", "file", "local"):
-        local = Path(path.path)
-        local.parent.mkdir(parents=True, exist_ok=True)
-        temporary = local.with_name(f".{local.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(temporary, "wb") as handle:
-                pq.write_table(table, handle, compression="zstd")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, local)
-        finally:
-            temporary.unlink(missing_ok=True)
-    else:
-        # An object store PUT is atomic: readers see the old object or the new one.
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
+    write_output(path, StageOutput(table, side_data or {}))
 
 
 def read_table(path: UPath, columns: list[str] | None = None) -> pa.Table:

@@ -1,36 +1,24 @@
 """The IO manager of every index asset: Arrow tables as Parquet on a UPath (local or fsspec URI).
 
-Assets declare where their outputs go with the definition metadata key `atlas/output_dir` (see
-`resources.index_outputs`); partitioned outputs get one file per batch. A value may be a
-`pa.Table` or a `StageOutput` (a table plus JSON side data kept in the same file).
+Assets declare where their outputs go with the definition metadata key `atlas/output_dir`
+(`IndexOutputs.relative_dir`); partitioned outputs get one file per batch. A value may be a
+`pa.Table` or a `StageOutput` (a table plus JSON side data kept in the same file). Reading and
+writing go through `resources.index_outputs`, the one owner of the file format.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 from upath import UPath
 
-from resources.index_outputs import (
-    outputs_base,
-    read_side_data,
-    read_table,
-    strip_side_data,
-    write_table,
-)
+from resources.index_outputs import StageOutput, outputs_base, read_output, write_output
 
 OUTPUT_DIR_KEY = "atlas/output_dir"
 
-
-@dataclass(frozen=True)
-class StageOutput:
-    """A stage's table plus small JSON side data (parameters, topic metadata) stored with it."""
-
-    table: pa.Table
-    side_data: dict[str, Any] = field(default_factory=dict)
+__all__ = ["OUTPUT_DIR_KEY", "ArrowIOManager", "ArrowParquetIOManager", "StageOutput"]
 
 
 class ArrowParquetIOManager(dg.UPathIOManager):
@@ -53,15 +41,14 @@ class ArrowParquetIOManager(dg.UPathIOManager):
         return {key: self.load_from_path(context, paths[key]) for key in context.asset_partition_keys}
 
     def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
-        if isinstance(obj, StageOutput):
-            write_table(path, obj.table, obj.side_data)
-        elif isinstance(obj, pa.Table):
-            write_table(path, obj)
-        else:
+        if isinstance(obj, pa.Table):
+            obj = StageOutput(obj)
+        if not isinstance(obj, StageOutput):
             raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, not a table")
+        write_output(path, obj)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> StageOutput:
-        return StageOutput(strip_side_data(read_table(path)), read_side_data(path))
+        return read_output(path)
 
 
 class ArrowIOManager(dg.ConfigurableIOManagerFactory):
