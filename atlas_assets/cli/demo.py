@@ -125,7 +125,7 @@ def run_demo(
     """Prepare the demo, then run the Dagster UI and the map server until Ctrl-C (unless serve=False)."""
     import os
 
-    from atlas_assets.commands import servers
+    from atlas_assets.cli import servers
     from atlas_assets.config import atlas_home
 
     if serve:  # fail before the long work when a port is taken

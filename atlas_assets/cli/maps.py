@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from atlas_assets.commands.data import existing_dataset
+from atlas_assets.cli.data import existing_dataset
 from atlas_assets.errors import InvalidOptionError
 
 

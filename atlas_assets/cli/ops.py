@@ -7,7 +7,7 @@ from typing import Any
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from atlas_assets.commands import servers
+    from atlas_assets.cli import servers
 
     ui = servers.start_dagster_ui(args.host, args.port)
     try:
@@ -20,7 +20,7 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from atlas_assets.demo import run_demo
+    from atlas_assets.cli.demo import run_demo
 
     return run_demo(
         limit=args.limit, serve=not args.no_serve, host=args.host, ui_port=args.ui_port, map_port=args.map_port
@@ -28,8 +28,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def add_ops_commands(commands: Any) -> None:
-    from atlas_assets.commands.servers import DEFAULT_UI_PORT
-    from atlas_assets.demo import DEFAULT_LIMIT
+    from atlas_assets.cli.demo import DEFAULT_LIMIT
+    from atlas_assets.cli.servers import DEFAULT_UI_PORT
 
     ui = commands.add_parser(
         "ui",

@@ -1,8 +1,8 @@
-"""The `atlas` command line.
+"""The `atlas` command line: the argparse tree and the error handling around every command.
 
 Errors a user can cause print one line with the fix and exit 2; `--verbose` shows the trace.
-Commands live in small modules: `atlas_assets.commands.data` (ingest, status, delete),
-`.maps` (index, update, search, export), `.ops` (ui, demo), `atlas_assets.web.commands` (serve, token).
+Commands live in the sibling modules: `models` (models install, models list), `data` (ingest,
+status, delete), `maps` (index, update, search, export), `serve` (serve, token), `ops` (ui, demo).
 """
 
 from __future__ import annotations
@@ -18,53 +18,28 @@ from atlas_assets.errors import AtlasError
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _models_install(args: argparse.Namespace) -> int:
-    from resources.model_store import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, install_model
-
-    # No name: both offline defaults, so a fresh machine can then embed text and images offline.
-    for name in [args.name] if args.name else [DEFAULT_TEXT_MODEL, DEFAULT_IMAGE_MODEL]:
-        path = install_model(name)
-        print(f"model ready: {path}")
-    return 0
-
-
-def _models_list(args: argparse.Namespace) -> int:
-    from resources.model_store import available_models, is_installed, resolve_model
-
-    print(f"{'name':<28} {'kind':<6} {'dim':>5} {'max len':>7}  {'installed':<9}  source")
-    for name in available_models():
-        spec = resolve_model(name)
-        installed = "yes" if is_installed(name) else "no"
-        print(f"{spec.name:<28} {spec.kind:<6} {spec.dimension:>5} {spec.max_length:>7}  {installed:<9}  {spec.source.describe()}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="atlas", description="A self-hosted Nomic Atlas on Dagster.")
     parser.add_argument("--verbose", "-v", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    models = commands.add_parser("models", help="install and list embedding models")
-    models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    install = models_commands.add_parser("install", help="build a model into the local cache")
-    install.add_argument("name", nargs="?", default=None, help="model name (default: the default text and image models)")
-    install.set_defaults(handler=_models_install)
-    listing = models_commands.add_parser("list", help="show the known models and whether they are installed")
-    listing.set_defaults(handler=_models_list)
+    # Imported here, not at the top: `atlas_assets.cli` itself stays cheap to import.
+    from atlas_assets.cli.data import add_data_commands
+    from atlas_assets.cli.maps import add_map_commands
+    from atlas_assets.cli.models import add_models_commands
+    from atlas_assets.cli.ops import add_ops_commands
+    from atlas_assets.cli.serve import add_serve_commands
 
-    from atlas_assets.commands.data import add_data_commands
-    from atlas_assets.commands.maps import add_map_commands
-    from atlas_assets.commands.ops import add_ops_commands
-    from atlas_assets.web.commands import add_web_commands
-
+    add_models_commands(commands)
     add_data_commands(commands)
     add_map_commands(commands)
-    add_web_commands(commands)
+    add_serve_commands(commands)
     add_ops_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `atlas` command; user errors print one line and return 2, Ctrl-C returns 130."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
@@ -84,7 +59,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("atlas: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

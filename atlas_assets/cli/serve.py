@@ -1,4 +1,4 @@
-"""The `atlas serve` and `atlas token` commands (registered by atlas_assets.cli)."""
+"""`atlas serve` (the map server) and `atlas token` (a private dataset's map token)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_web_commands(commands: Any) -> None:
+def add_serve_commands(commands: Any) -> None:
     """Add `serve` and `token` to the CLI's subcommands."""
     serve = commands.add_parser("serve", help="serve the interactive maps (http://127.0.0.1:%d/)" % DEFAULT_PORT)
     serve.add_argument("--host", default="127.0.0.1",
