@@ -13,8 +13,8 @@ import urllib.request
 import pytest
 
 from atlas_assets import AtlasDataset
-from atlas_assets.commands.servers import answers, port_is_free
-from atlas_assets.demo import DEMO_DATASET, DEMO_MAP, corpus_table, prepare_demo, run_demo
+from atlas_assets.cli.demo import DEMO_DATASET, DEMO_MAP, corpus_table, prepare_demo, run_demo
+from atlas_assets.cli.servers import answers, port_is_free
 from tests.conftest import REPO_ROOT
 
 LIMIT = 150
