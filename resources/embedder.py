@@ -39,6 +39,7 @@ from resources.model_store import (
     int8_model_path,
     resolve_model,
 )
+from resources.onnx_session import make_session
 
 if TYPE_CHECKING:
     from resources.image_model import ImageEmbedder
@@ -48,26 +49,6 @@ DEFAULT_CHUNK_ROWS = 4096
 # Caps rows x tokens of one batch so 32 texts of 8k tokens (nomic-embed) do not take gigabytes.
 DEFAULT_MAX_BATCH_TOKENS = 32 * 256
 PRECISIONS = ("fp32", "int8")
-
-
-def make_session(model_path: Path, threads: int | None):
-    """An onnxruntime CPU session with full graph optimisation (about 20% faster than none).
-
-    threads None/0 = onnxruntime's default (all physical cores). Spinning is off: idle worker threads
-    would otherwise burn the cores that other pipeline steps need between batches.
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = int(threads or 0)
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as error:  # onnxruntime raises its own untyped errors
-        raise ModelError(f"onnxruntime cannot load {model_path}: {error}; reinstall with `atlas models install`") from None
 
 
 def _as_texts(texts: Iterable[object]) -> Iterator[str]:

@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from atlas_assets.compute.embed import l2_normalise, pool
 from atlas_assets.errors import InvalidImageError, ModelError
 from resources.model_store import MODEL_FILE, ModelSpec
+from resources.onnx_session import make_session
 
 ImageInput = Union[bytes, bytearray, memoryview, str, Path, Image.Image]
 
@@ -73,8 +74,6 @@ class ImageEmbedder:
     """Turns images into vectors with one ONNX image model."""
 
     def __init__(self, folder: Path, spec: ModelSpec, threads: int | None = None, batch_size: int = 16) -> None:
-        from resources.embedder import make_session
-
         if batch_size < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
         self.spec = spec
