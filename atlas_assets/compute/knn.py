@@ -11,11 +11,14 @@ Two engines, picked by size, with the same contract (the row itself excluded, ne
 in place of a rebuild; otherwise it is rebuilt. In the exact regime the update is exact (identical
 neighbour sets to a rebuild, ties aside); in the approximate regime NN-descent restarts from the
 previous graph and reaches the same recall as a rebuild.
+
+pynndescent compiles its numba kernels in every process unless their disk cache is switched on
+(`resources.kernel_cache.enable_pynndescent_kernel_cache`, which the pipeline calls: compute writes
+no files).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -34,8 +37,6 @@ INCREMENTAL_MAX_CHANGE = 0.2
 CHUNK_BYTES = 256 * 1024 * 1024
 """Upper bound of the similarity block held at once by the brute-force search."""
 METRICS: tuple[str, ...] = ("cosine", "euclidean")
-UNCACHEABLE_PYNNDESCENT_KERNELS = frozenset({"nn_descent", "nn_descent_internal"})
-"""pynndescent kernels numba refuses to cache (they use dynamic globals): see _cache_pynndescent_kernels."""
 
 
 def _check_metric(metric: str) -> None:
@@ -160,33 +161,6 @@ def _drop_self(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.n
     return out_indices.astype(np.int64), out_distances.astype(np.float32)
 
 
-@lru_cache(maxsize=1)
-def _cache_pynndescent_kernels() -> int:
-    """Turn on numba's disk cache for pynndescent's NN-descent kernels; returns how many.
-
-    pynndescent declares them cache=False, so every process compiled them again: its first call cost
-    32-37 s on 2,000 rows (minutes under heavy load), against 17-18 s with these cached (fresh
-    processes, filled cache, same recall). Numba cannot cache two of them
-    (UNCACHEABLE_PYNNDESCENT_KERNELS use dynamic globals; asking only prints a warning per process),
-    which keep compiling per process. A cached entry is only used for identical argument types, the
-    distance function included, so caching cannot mix metrics.
-    """
-    from numba.core.registry import CPUDispatcher
-    from pynndescent import kernels, pynndescent_, rp_trees, utils
-
-    enabled = 0
-    for module in (pynndescent_, utils, kernels, rp_trees):
-        for name, function in vars(module).items():
-            uncached = isinstance(function, CPUDispatcher) and type(function._cache).__name__ == "NullCache"
-            if uncached and name not in UNCACHEABLE_PYNNDESCENT_KERNELS:
-                try:
-                    function.enable_caching()
-                except RuntimeError:  # no writable cache location: compile per process, as before
-                    return enabled
-                enabled += 1
-    return enabled
-
-
 def _nndescent(
     vectors: np.ndarray,
     k: int,
@@ -198,7 +172,6 @@ def _nndescent(
 ) -> tuple[np.ndarray, np.ndarray]:
     from pynndescent import NNDescent
 
-    _cache_pynndescent_kernels()
     index = NNDescent(
         vectors,
         metric=metric,

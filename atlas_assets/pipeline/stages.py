@@ -23,6 +23,7 @@ from atlas_assets.compute.graph import NeighbourGraph
 from atlas_assets.errors import InvalidDataError
 from atlas_assets.pipeline.spec import IndexSpec
 from resources.embedder import EmbedderResource
+from resources.kernel_cache import enable_pynndescent_kernel_cache
 from resources.io_manager import StageOutput
 from resources.store import DatasetStore
 
@@ -140,6 +141,7 @@ def build_neighbour_graph(
     metric = "cosine"
     mode = "full"
     graph = None
+    enable_pynndescent_kernel_cache()
     if previous is not None and previous.side_data.get("k") == k and previous.side_data.get("metric") == metric:
         previous_ids, previous_graph = graph_from_output(previous)
         mapping = positions_of(previous_ids, row_ids)
