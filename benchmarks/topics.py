@@ -36,8 +36,7 @@ from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
 from atlas_assets.compute import keywords as kw
 from atlas_assets.compute.graph import NeighbourGraph
-from atlas_assets.compute.topics import TopicModel, build_topics
-from atlas_assets.options import NomicTopicOptions
+from atlas_assets.compute.topics import TopicModel, TopicParams, build_topics
 from benchmarks import data
 
 RESULTS = data.REPO_ROOT / "benchmarks" / "results"
@@ -168,7 +167,7 @@ def _agreement(labels: np.ndarray, found: np.ndarray) -> dict:
     }
 
 
-def _method_key(options: NomicTopicOptions) -> str:
+def _method_key(options: TopicParams) -> str:
     return options.cluster_method + ("+enforce" if options.enforce_topic_hierarchy else "")
 
 
@@ -178,7 +177,7 @@ _SPREAD_FIGURES = (
 
 
 def seed_spread(
-    dataset: data.LabelledTexts, vectors: np.ndarray, options_list: list[NomicTopicOptions], seeds: list[int]
+    dataset: data.LabelledTexts, vectors: np.ndarray, options_list: list[TopicParams], seeds: list[int]
 ) -> dict:
     """The headline figures once per seed: our map (graph and layout) and the references (k-means,
     UMAP) all get that seed, so a difference that one seed's luck makes shows up as a spread.
@@ -232,7 +231,7 @@ def seed_spread(
     return spread
 
 
-def evaluate_set(name: str, options_list: list[NomicTopicOptions], seeds: list[int] | None = None) -> dict:
+def evaluate_set(name: str, options_list: list[TopicParams], seeds: list[int] | None = None) -> dict:
     dataset = data.LABELLED_SETS[name]()
     vectors = data.cached_embeddings(name, dataset.texts)
     graph, xy = map_inputs(name, vectors)
@@ -309,7 +308,7 @@ def speed(sizes: list[int]) -> list[dict]:
         graph, xy = synthetic_map(n_rows)
         for method in ("fast", "accurate"):
             started = time.perf_counter()
-            model = build_topics(graph, xy, None, NomicTopicOptions(cluster_method=method))
+            model = build_topics(graph, xy, None, TopicParams(cluster_method=method))
             rows.append({"rows": n_rows, "method": method, "texts": False,
                          "seconds": round(time.perf_counter() - started, 1),
                          "topics_per_depth": [int(len(np.unique(c))) for c in model.assignments.T]})
@@ -317,7 +316,7 @@ def speed(sizes: list[int]) -> list[dict]:
         if n_rows <= 100_000:
             texts = [texts_pool[i % len(texts_pool)] for i in range(n_rows)]
             started = time.perf_counter()
-            build_topics(graph, xy, texts, NomicTopicOptions())
+            build_topics(graph, xy, texts, TopicParams())
             rows.append({"rows": n_rows, "method": "fast", "texts": True,
                          "seconds": round(time.perf_counter() - started, 1)})
             print(rows[-1], flush=True)
@@ -352,9 +351,9 @@ def main() -> None:
     report["machine"] = {"cores": 2, "python": platform.python_version(),
                          "note": "shared 2-core machine, other jobs running: times are noisy"}
     options_list = [
-        NomicTopicOptions(cluster_method="fast"),
-        NomicTopicOptions(cluster_method="accurate"),
-        NomicTopicOptions(cluster_method="fast", enforce_topic_hierarchy=True),
+        TopicParams(cluster_method="fast"),
+        TopicParams(cluster_method="accurate"),
+        TopicParams(cluster_method="fast", enforce_topic_hierarchy=True),
     ]
     if not args.speed_only:
         report.setdefault("sets", {})

@@ -27,7 +27,6 @@ import scipy.sparse as sp
 from atlas_assets.compute import layout_kernels
 from atlas_assets.compute.graph import NeighbourGraph
 from atlas_assets.errors import InvalidOptionError
-from atlas_assets.options import NomicProjectOptions
 
 Model = Literal["nomic-project-v1", "nomic-project-v2"]
 V2_FROM_ROWS = 50_000
@@ -54,6 +53,23 @@ PCA_SAMPLE_ROWS = 10_000
 """Rows (a seeded sample) whose principal axes place the map when the vectors are given; all rows
 are then projected on them, in chunks of PCA_CHUNK_ROWS (no full normalised copy of the vectors)."""
 PCA_CHUNK_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class LayoutOptions:
+    """The user-facing layout knobs (create_index's `projection=`); None = chosen from the data size.
+
+    The client validates their ranges when the index is created; resolve_layout_params turns them
+    into LayoutParams and checks how they combine.
+    """
+
+    n_neighbors: int | None = None
+    n_epochs: int | None = None
+    model: Model | None = None
+    local_neighborhood_size: int | None = None
+    spread: float | None = None
+    rho: float | None = None
+    min_dist: float | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +145,7 @@ def default_n_epochs(n_rows: int) -> int:
     return 100
 
 
-def resolve_layout_params(options: NomicProjectOptions | None, n_rows: int) -> LayoutParams:
+def resolve_layout_params(options: LayoutOptions | None, n_rows: int) -> LayoutParams:
     """LayoutParams for a map of n_rows rows; None options (or None fields) are chosen from n_rows.
 
     model: nomic-project-v1 is the UMAP-faithful layout; nomic-project-v2 is the same optimiser with
@@ -142,7 +158,7 @@ def resolve_layout_params(options: NomicProjectOptions | None, n_rows: int) -> L
     """
     if n_rows < 0:
         raise InvalidOptionError(f"n_rows must be >= 0, got {n_rows}")
-    options = options or NomicProjectOptions()
+    options = options or LayoutOptions()
     knobs_given = options.local_neighborhood_size is not None or options.rho is not None
     if options.model == "nomic-project-v1" and knobs_given:
         raise InvalidOptionError(
@@ -155,6 +171,8 @@ def resolve_layout_params(options: NomicProjectOptions | None, n_rows: int) -> L
     n_neighbors = options.n_neighbors or 15
     spread = options.spread if options.spread is not None else 1.0
     min_dist = options.min_dist if options.min_dist is not None else min(0.1, spread)
+    if not 0 < spread <= 100:
+        raise InvalidOptionError(f"invalid layout parameters: spread must be in (0, 100], got {spread}")
     if min_dist > spread:
         raise InvalidOptionError(f"min_dist ({min_dist}) must not exceed spread ({spread})")
     attraction = n_neighbors

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 from scipy import sparse
@@ -40,7 +41,6 @@ from atlas_assets.compute import keywords as kw
 from atlas_assets.compute.arrays import rows_by_label
 from atlas_assets.compute.graph import NeighbourGraph
 from atlas_assets.errors import InvalidOptionError
-from atlas_assets.options import NomicTopicOptions
 
 THREE_DEPTHS_FROM = 2_000
 LAYOUT_NEIGHBOURS = 15
@@ -56,6 +56,23 @@ LEAVES_PER_TOPIC = 2
 FINE_TOPICS_RESOLUTION = 3.0
 GROUPING_RESOLUTION = 0.5
 THEMES_RESOLUTION = 1.0
+
+
+@dataclass(frozen=True)
+class TopicParams:
+    """How topics are built (create_index's `topic_model=` settings that reach compute).
+
+    cluster_method: "fast" only merges regions that touch on the 2-D map (each topic is one region);
+    "accurate" merges whatever is most alike in embedding space. enforce_topic_hierarchy: False cuts
+    each depth at its topic count; True splits every topic into subtopics in proportion to its size.
+    """
+
+    cluster_method: Literal["fast", "accurate"] = "fast"
+    enforce_topic_hierarchy: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cluster_method not in ("fast", "accurate"):
+            raise InvalidOptionError(f"cluster_method must be 'fast' or 'accurate', got {self.cluster_method!r}")
 
 
 @dataclass(frozen=True)
@@ -517,7 +534,7 @@ def build_topics(
     graph: NeighbourGraph,
     xy: np.ndarray,
     texts: Sequence[str] | None,
-    options: NomicTopicOptions,
+    options: TopicParams,
     seed: int = 0,
     vectors: np.ndarray | None = None,
 ) -> TopicModel:
@@ -533,7 +550,7 @@ def build_topics(
 
 
 def cluster_rows(
-    graph: NeighbourGraph, xy: np.ndarray, counts: list[int], options: NomicTopicOptions, seed: int = 0
+    graph: NeighbourGraph, xy: np.ndarray, counts: list[int], options: TopicParams, seed: int = 0
 ) -> list[np.ndarray]:
     """A nested topic label per row at every depth (steps 1-4 of the module docstring), about
     counts[d] topics at depth d+1."""

@@ -102,9 +102,9 @@ def _index_assets(
     assets.append(_graph_asset(spec, key, common))
     if index.projection is not None or index.topic_model is not None:
         assets.append(_projection_asset(spec, key, common))
-    if spec.topic_options is not None:
+    if spec.topic_params is not None:
         assets.append(_topics_asset(spec, key, common))
-    if spec.duplicate_options is not None:
+    if spec.duplicate_cutoff is not None:
         assets.append(_duplicates_asset(spec, key, common))
     return assets
 

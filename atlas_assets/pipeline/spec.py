@@ -1,15 +1,17 @@
-"""What the pipeline needs to know about one index, resolved from the store's records."""
+"""What the pipeline needs to know about one index, resolved from the store's records.
+
+The record's option dicts (`projection`, `topic_model`, `duplicate_detection`) were validated by the
+client when the index was created; here they become compute's plain parameters, and the rules that
+follow from them (which stages exist, whose embeddings are reused) are written once.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from atlas_assets.options import (
-    NomicDuplicatesOptions,
-    NomicProjectOptions,
-    NomicTopicOptions,
-)
-from atlas_assets.pipeline.naming import DatasetNames
+from atlas_assets.compute.layout import LayoutOptions
+from atlas_assets.compute.topics import TopicParams
+from atlas_assets.pipeline.naming import STAGES, DatasetNames
 from resources.index_outputs import index_output_dir
 from resources.records import DatasetRecord, IndexRecord
 
@@ -18,6 +20,8 @@ from resources.records import DatasetRecord, IndexRecord
 REBUILD_TOPICS_TAG = "atlas/rebuild_topic_models"
 REBUILD_LAYOUT_TAG = "atlas/rebuild_layout"
 
+_LAYOUT_FIELDS = tuple(field.name for field in fields(LayoutOptions))
+
 
 @dataclass(frozen=True)
 class IndexSpec:
@@ -25,10 +29,14 @@ class IndexSpec:
     slug: str
     dataset_modality: str
     index: IndexRecord
+    source_index: IndexRecord | None = None
+    """The index whose embeddings this one reuses (`reuse_embeddings_from_index`), or None."""
 
     @classmethod
     def of(cls, dataset: DatasetRecord, index: IndexRecord) -> "IndexSpec":
-        return cls(dataset.organisation, dataset.slug, dataset.modality or "text", index)
+        reused = index.reuse_embeddings_from_index
+        source = next((i for i in dataset.indices if reused in (i.id, i.name)), None) if reused else None
+        return cls(dataset.organisation, dataset.slug, dataset.modality or "text", index, source)
 
     @property
     def names(self) -> DatasetNames:
@@ -39,29 +47,56 @@ class IndexSpec:
         return index_output_dir(self.organisation, self.slug, self.index.id)
 
     @property
-    def projection_options(self) -> NomicProjectOptions:
-        return NomicProjectOptions(**(self.index.projection or {}))
+    def enabled_stages(self) -> tuple[str, ...]:
+        """The index's stages, in `naming.STAGES` order: embeddings and the graph always; the map when
+        a projection or a topic model is asked for (topics are placed on it); topics and duplicates
+        when switched on."""
+        index = self.index
+        enabled = {"embeddings", "neighbour_graph"}
+        if index.projection is not None or index.topic_model is not None:
+            enabled.add("projection")
+        if self.topic_params is not None:
+            enabled.add("topics")
+        if self.duplicate_cutoff is not None:
+            enabled.add("duplicates")
+        return tuple(stage for stage in STAGES if stage in enabled)
 
     @property
-    def topic_options(self) -> NomicTopicOptions | None:
+    def layout_options(self) -> LayoutOptions:
+        options = self.index.projection or {}
+        return LayoutOptions(**{name: options[name] for name in _LAYOUT_FIELDS if name in options})
+
+    @property
+    def topic_params(self) -> TopicParams | None:
+        """How topics are built, or None when the index has no topic model."""
         options = self.index.topic_model
-        if options is None:
+        if options is None or not options.get("build_topic_model", True):
             return None
-        model = NomicTopicOptions(**options)
-        return model if model.build_topic_model else None
+        return TopicParams(
+            cluster_method=options.get("cluster_method", "fast"),
+            enforce_topic_hierarchy=bool(options.get("enforce_topic_hierarchy", False)),
+        )
 
     @property
-    def duplicate_options(self) -> NomicDuplicatesOptions | None:
+    def duplicate_cutoff(self) -> float | None:
+        """The cosine distance at or below which rows are duplicates, or None when detection is off."""
         options = self.index.duplicate_detection
-        if options is None:
+        if options is None or not options.get("tag_duplicates", True):
             return None
-        model = NomicDuplicatesOptions(**options)
-        return model if model.tag_duplicates else None
+        return float(options.get("duplicate_cutoff", 0.1))
+
+    # Kept for atlas_assets/status.py until it reads `enabled_stages`: not None when the stage is on.
+    @property
+    def topic_options(self) -> TopicParams | None:
+        return self.topic_params
+
+    @property
+    def duplicate_options(self) -> float | None:
+        return self.duplicate_cutoff
 
     @property
     def label_field(self) -> str | None:
         """The text that names topics: the topic option's field, else the indexed text field."""
-        options = self.topic_options
-        if options is not None and options.topic_label_field:
-            return options.topic_label_field
+        if self.topic_params is not None and (field := (self.index.topic_model or {}).get("topic_label_field")):
+            return field
         return self.index.indexed_field if self.index.modality == "text" else None

@@ -124,7 +124,7 @@ def xy_from_output(output: StageOutput, row_ids: np.ndarray) -> np.ndarray:
 
 
 def graph_k(spec: IndexSpec, n_rows: int) -> int:
-    params = layout.resolve_layout_params(spec.projection_options, n_rows)
+    params = layout.resolve_layout_params(spec.layout_options, n_rows)
     return max(MIN_GRAPH_K, int(params.n_neighbors))
 
 
@@ -205,7 +205,7 @@ def build_projection(
 ) -> tuple[StageOutput, dict]:
     timer = Timer()
     row_ids, graph = graph_from_output(graph_output)
-    params = layout.resolve_layout_params(spec.projection_options, len(row_ids))
+    params = layout.resolve_layout_params(spec.layout_options, len(row_ids))
     mode = "full"
     if previous is not None and not rebuild:
         positions = positions_of(previous.table[ROW_ID].to_numpy(), row_ids)
@@ -279,7 +279,7 @@ def build_topics(
     rebuild: bool,
 ) -> tuple[StageOutput, dict]:
     timer = Timer()
-    options = spec.topic_options
+    options = spec.topic_params
     row_ids, graph = graph_from_output(graph_output)
     xy = xy_from_output(projection_output, row_ids)
     texts = label_texts(store, spec, row_ids)
@@ -315,10 +315,10 @@ def build_duplicates(
     spec: IndexSpec, graph_output: StageOutput, embeddings: Mapping[str, StageOutput]
 ) -> tuple[StageOutput, dict]:
     timer = Timer()
-    options = spec.duplicate_options
+    cutoff = spec.duplicate_cutoff
     row_ids, graph = graph_from_output(graph_output)
     vectors = live_vectors(embeddings, row_ids)
-    result = duplicates_compute.find_duplicates(graph, vectors, cutoff=options.duplicate_cutoff)
+    result = duplicates_compute.find_duplicates(graph, vectors, cutoff=cutoff)
     table = pa.table(
         {
             ROW_ID: pa.array(row_ids, pa.int64()),
@@ -330,9 +330,9 @@ def build_duplicates(
     counts = {entry["values"]: int(entry["counts"]) for entry in classes}
     metadata = {
         "rows": len(row_ids),
-        "cutoff": options.duplicate_cutoff,
+        "cutoff": cutoff,
         "deletion_candidates": counts.get("deletion candidate", 0),
         "retention_candidates": counts.get("retention candidate", 0),
         "seconds": timer.seconds,
     }
-    return StageOutput(table, {"cutoff": options.duplicate_cutoff}), metadata
+    return StageOutput(table, {"cutoff": cutoff}), metadata

@@ -9,6 +9,7 @@ from sklearn.datasets import load_digits
 from atlas_assets.compute.graph import NeighbourGraph
 from atlas_assets.compute.knn import build_graph
 from atlas_assets.compute.layout import (
+    LayoutOptions,
     LayoutParams,
     compute_layout,
     resolve_layout_params,
@@ -22,7 +23,6 @@ from atlas_assets.compute.quality import (
     trustworthiness_score,
 )
 from atlas_assets.errors import InvalidOptionError
-from atlas_assets.options import NomicProjectOptions
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_new_rows_far_from_every_old_row_are_still_placed() -> None:
     island = (rng.normal(size=(20, 6)) + 50).astype(np.float32)  # neighbours only of each other
     vectors = np.concatenate([old, island])
     graph = build_graph(vectors, k=10, metric="euclidean")
-    params = resolve_layout_params(NomicProjectOptions(n_neighbors=10), len(vectors))
+    params = resolve_layout_params(LayoutOptions(n_neighbors=10), len(vectors))
     previous = np.full((len(vectors), 2), np.nan)
     previous[:300] = compute_layout(build_graph(old, k=10, metric="euclidean"), params)
     updated = update_layout(graph, previous, params)
@@ -132,21 +132,21 @@ def test_resolved_parameters_follow_the_data_size_and_the_options() -> None:
     assert small.model == "nomic-project-v1" and large.model == "nomic-project-v2"
     assert small.n_epochs > large.n_epochs
     assert small.n_neighbors == 15
-    custom = resolve_layout_params(NomicProjectOptions(n_neighbors=30, n_epochs=50, spread=2.0, min_dist=0.5), 1000)
+    custom = resolve_layout_params(LayoutOptions(n_neighbors=30, n_epochs=50, spread=2.0, min_dist=0.5), 1000)
     assert (custom.n_neighbors, custom.n_epochs, custom.spread, custom.min_dist) == (30, 50, 2.0, 0.5)
     assert custom.a != small.a
-    v2 = resolve_layout_params(NomicProjectOptions(local_neighborhood_size=8, rho=2.0), 1000)
+    v2 = resolve_layout_params(LayoutOptions(local_neighborhood_size=8, rho=2.0), 1000)
     assert v2.model == "nomic-project-v2" and v2.attraction_neighbors == 8 and v2.repulsion_strength == 2.0
 
 
 def test_invalid_options_and_graph_mismatches_raise_clear_errors(digits_graph: NeighbourGraph) -> None:
     with pytest.raises(InvalidOptionError, match="nomic-project-v2"):
-        resolve_layout_params(NomicProjectOptions(model="nomic-project-v1", rho=1.0), 1000)
+        resolve_layout_params(LayoutOptions(model="nomic-project-v1", rho=1.0), 1000)
     with pytest.raises(InvalidOptionError, match="must not exceed n_neighbors"):
-        resolve_layout_params(NomicProjectOptions(n_neighbors=10, local_neighborhood_size=20), 1000)
+        resolve_layout_params(LayoutOptions(n_neighbors=10, local_neighborhood_size=20), 1000)
     with pytest.raises(InvalidOptionError, match="spread"):
-        NomicProjectOptions(spread=0.0)
-    too_many = resolve_layout_params(NomicProjectOptions(n_neighbors=30), 1000)
+        resolve_layout_params(LayoutOptions(spread=0.0), 1000)
+    too_many = resolve_layout_params(LayoutOptions(n_neighbors=30), 1000)
     with pytest.raises(InvalidOptionError, match="k >= 30"):
         compute_layout(digits_graph, too_many)
     params = resolve_layout_params(None, digits_graph.n_rows)
@@ -168,7 +168,7 @@ def test_tiny_and_disconnected_inputs_still_give_a_map() -> None:
     # two far-apart blobs: a graph with two components (no spectral init possible)
     rng = np.random.default_rng(0)
     blobs = np.concatenate([rng.normal(size=(200, 5)), rng.normal(size=(200, 5)) + 100]).astype(np.float32)
-    xy = compute_layout(build_graph(blobs, k=10, metric="euclidean"), resolve_layout_params(NomicProjectOptions(n_neighbors=10), 400))
+    xy = compute_layout(build_graph(blobs, k=10, metric="euclidean"), resolve_layout_params(LayoutOptions(n_neighbors=10), 400))
     assert np.isfinite(xy).all()
     assert map_neighbour_overlap(xy, xy) == 1.0
 
@@ -186,7 +186,7 @@ def test_disconnected_parts_are_placed_by_their_centroids_when_vectors_are_given
     centres = np.array([[0.0] * 5, [30.0] + [0.0] * 4, [300.0] + [0.0] * 4])
     vectors = np.concatenate([rng.normal(size=(150, 5)) + centre for centre in centres]).astype(np.float32)
     graph = build_graph(vectors, k=10, metric="euclidean")
-    params = resolve_layout_params(NomicProjectOptions(n_neighbors=10), len(vectors))
+    params = resolve_layout_params(LayoutOptions(n_neighbors=10), len(vectors))
     xy = compute_layout(graph, params, vectors=vectors)
     a, b, c = (xy[i * 150 : (i + 1) * 150].mean(axis=0) for i in range(3))
     assert np.linalg.norm(a - b) < np.linalg.norm(a - c)

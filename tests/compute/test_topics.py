@@ -17,17 +17,17 @@ from sklearn.preprocessing import normalize
 from atlas_assets.compute.graph import NeighbourGraph
 from atlas_assets.compute.topics import (
     TopicModel,
+    TopicParams,
     assign_new_rows,
     build_topics,
     depth_rule,
     topic_counts,
 )
 from atlas_assets.errors import InvalidOptionError
-from atlas_assets.options import NomicTopicOptions
 from benchmarks import data
 
-FAST = NomicTopicOptions(cluster_method="fast")
-ACCURATE = NomicTopicOptions(cluster_method="accurate")
+FAST = TopicParams(cluster_method="fast")
+ACCURATE = TopicParams(cluster_method="accurate")
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def check_hierarchy(model: TopicModel, n_rows: int) -> None:
 def test_every_row_has_a_topic_at_every_depth_nested_in_its_parent(
     banking: MapInputs, method: str, enforce: bool
 ) -> None:
-    options = NomicTopicOptions(cluster_method=method, enforce_topic_hierarchy=enforce)
+    options = TopicParams(cluster_method=method, enforce_topic_hierarchy=enforce)
     model = build_topics(banking.graph, banking.xy, banking.texts, options, vectors=banking.vectors)
     check_hierarchy(model, len(banking.texts))
     assert model.n_depths == 3
