@@ -193,7 +193,7 @@ def build_map(home: Path, rows: int = 1797) -> str:
     os.environ["ATLAS_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     from atlas_assets.dataset import AtlasDataset
-    from atlas_assets.options import NomicTopicOptions
+    from atlas_assets.client.options import NomicTopicOptions
     from tests.reliability.support import digits_vectors
 
     frame, vectors = digits_vectors(rows)

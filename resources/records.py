@@ -119,6 +119,10 @@ class DatasetRecord(_Record):
     def index(self, index_id: str) -> IndexRecord | None:
         return next((index for index in self.indices if index.id == index_id), None)
 
+    def find_index(self, id_or_name: str) -> IndexRecord | None:
+        """The index with this id, else the one with this name (how users name a reused index)."""
+        return self.index(id_or_name) or next((index for index in self.indices if index.name == id_or_name), None)
+
 
 def serialize_schema(schema: pa.Schema) -> str:
     """Arrow IPC bytes, base64: exact (types, timezones, dictionary index widths) and JSON-safe."""

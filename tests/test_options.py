@@ -1,7 +1,7 @@
 import pytest
 
 from atlas_assets.errors import InvalidOptionError
-from atlas_assets.options import (
+from atlas_assets.client.options import (
     NomicDuplicatesOptions,
     NomicProjectOptions,
     NomicTopicOptions,

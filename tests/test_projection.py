@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from atlas_assets.errors import IndexNotFoundError, InvalidOptionError, UnknownIdsError
+from resources.index_outputs import IndexOutputs
 
 
 def test_projected_places_every_live_row_once(news_map):
@@ -42,10 +43,12 @@ def test_topic_metadata_and_hierarchy_agree(news_map):
 
 
 def test_a_topic_description_quotes_its_member_nearest_the_topic_mean_direction(news_map):
-    table, topics, _ = news_map.topics._topics()
-    latent_ids, latent = news_map._latent()
-    order = {int(row_id): position for position, row_id in enumerate(latent_ids)}
-    vectors = latent[[order[int(row_id)] for row_id in table["_row_id"].to_numpy()]]
+    dataset = news_map.dataset
+    output = IndexOutputs(dataset.organisation, dataset.slug, news_map.id).read("topics")
+    table, topics = output.table, output.side_data["topics"]
+    model = news_map.read_model()
+    order = {int(row_id): position for position, row_id in enumerate(model.row_ids)}
+    vectors = model.vectors()[[order[int(row_id)] for row_id in table["_row_id"].to_numpy()]]
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     for topic in (t for t in topics if t["depth"] == 1):
         members = np.nonzero(table["topic_id_depth_1"].to_numpy() == topic["topic_id"])[0]
@@ -126,12 +129,9 @@ def test_data_accessor_has_the_fields(news_map):
 
 
 def test_latent_is_reread_when_the_map_is_rebuilt(news_map):
-    from atlas_assets import projection
-
     first = news_map.embeddings.latent
-    assert news_map.embeddings.latent is first  # unchanged files: the cached copy
-    graph_file = next(projection._LATENT_CACHE.values().__iter__())[0][0][0]
-    import os
-
-    os.utime(graph_file)  # a rewrite changes the modification time
+    assert news_map.embeddings.latent is first  # an unchanged map: the loaded copy
+    dataset = news_map.dataset
+    outputs = IndexOutputs(dataset.organisation, dataset.slug, news_map.id)
+    outputs.write("neighbour_graph", outputs.read("neighbour_graph"))  # a rewrite, as a new run makes
     assert news_map.embeddings.latent is not first

@@ -1,4 +1,4 @@
-"""`atlas_assets.status`: what a dataset holds and what of it its maps do not show yet.
+"""`atlas_assets.client.status`: what a dataset holds and what of it its maps do not show yet.
 
 Built on the handwritten digits bundled with scikit-learn, as the user's own 64-d vectors, so the
 whole pipeline runs for real in seconds (no text model).
@@ -12,7 +12,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from atlas_assets import AtlasDataset
-from atlas_assets.status import all_statuses, dataset_status, format_status
+from atlas_assets.client.status import all_statuses, dataset_status, format_status
 
 
 def digits(start: int, rows: int) -> tuple[pd.DataFrame, np.ndarray]:

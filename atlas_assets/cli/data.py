@@ -16,7 +16,7 @@ MAX_ID_CHARS = 36  # the Atlas limit on string ids
 
 def existing_dataset(identifier: str):
     """The dataset named `identifier`; a DatasetNotFoundError naming the fix when it does not exist."""
-    from atlas_assets.dataset import AtlasDataset, parse_identifier
+    from atlas_assets.client.dataset import AtlasDataset, parse_identifier
     from resources.store import DatasetStore
 
     organisation, slug, _ = parse_identifier(identifier)
@@ -50,7 +50,7 @@ def ingest_path(path: Path, identifier: str, id_field: str | None = None, descri
 
     Returns the rows added per batch. Each file is one add_data call: all of it or nothing.
     """
-    from atlas_assets.dataset import AtlasDataset
+    from atlas_assets.client.dataset import AtlasDataset
     from resources.data_files import READERS, is_data_file, read_data_file
 
     path = Path(path).expanduser()
@@ -112,7 +112,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from atlas_assets.status import all_statuses, dataset_status, format_status
+    from atlas_assets.client.status import all_statuses, dataset_status, format_status
     from resources.store import DatasetStore
 
     if args.dataset:

@@ -69,8 +69,8 @@ def corpus_table(limit: int, skip_ids: set[str] | None = None) -> pa.Table:
 
 def prepare_demo(limit: int = DEFAULT_LIMIT, say: Callable[[str], None] = print) -> DemoState:
     """Create or reuse the demo dataset and map; add rows up to `limit`; update what is stale."""
-    from atlas_assets.dataset import AtlasDataset
-    from atlas_assets.status import dataset_status
+    from atlas_assets.client.dataset import AtlasDataset
+    from atlas_assets.client.status import dataset_status
     from resources.model_store import install_model, is_installed
 
     started = time.perf_counter()

@@ -43,7 +43,7 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _update(args: argparse.Namespace) -> int:
-    from atlas_assets.status import dataset_status
+    from atlas_assets.client.status import dataset_status
 
     dataset = existing_dataset(args.dataset)
     if not dataset.indices:
@@ -86,7 +86,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from atlas_assets.export import export_map
+    from atlas_assets.cli.export import export_map
 
     dataset = existing_dataset(args.dataset)
     atlas_map = _pick_map(dataset, args.map)

@@ -16,16 +16,16 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from atlas_assets.dataset import AtlasDataset, parse_identifier
+    from atlas_assets.client.dataset import AtlasDataset, parse_identifier
     from atlas_assets.errors import DatasetNotFoundError
-    from atlas_assets.web.source import _dataset_token
+    from atlas_assets.web.auth import dataset_token
     from resources.store import DatasetStore
 
     organisation, slug, _ = parse_identifier(args.dataset)
     if DatasetStore().find_dataset(organisation, slug) is None:
         raise DatasetNotFoundError(f"no dataset {organisation}/{slug}; list maps with `atlas serve`")
     dataset = AtlasDataset(f"{organisation}/{slug}")
-    token = _dataset_token(dataset)
+    token = dataset_token(dataset.id)
     if dataset.is_public:
         print(f"{dataset.identifier} is public: its map needs no token (this one is kept for later): {token}")
     else:

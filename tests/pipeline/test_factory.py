@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from atlas_assets.dataset import AtlasDataset
-from atlas_assets.indexing import new_index_record
+from atlas_assets.client.index_request import new_index_record
 from atlas_assets.pipeline.factory import batches_partitions, build_dataset_definitions
 from atlas_assets.pipeline.naming import DatasetNames
 from atlas_assets.pipeline.runner import default_resources

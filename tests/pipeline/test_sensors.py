@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from atlas_assets.dataset import AtlasDataset
-from atlas_assets.indexing import new_index_record
+from atlas_assets.client.index_request import new_index_record
 from atlas_assets.pipeline.factory import batches_partitions
 from atlas_assets.pipeline.sensors import inbox_dir, inbox_sensor
 from resources.store import DatasetStore

@@ -35,7 +35,7 @@ def served_home(tmp_path_factory: pytest.TempPathFactory) -> ServedMaps:
         patch.setenv("ATLAS_HOME", str(home))
         patch.setenv("DAGSTER_HOME", str(home / "dagster"))
         from atlas_assets.dataset import AtlasDataset
-        from atlas_assets.options import NomicTopicOptions
+        from atlas_assets.client.options import NomicTopicOptions
         from atlas_assets.web.auth import dataset_token
 
         frame, vectors = digits_vectors(1000)

@@ -18,7 +18,7 @@ from PIL import Image
 from sklearn.datasets import load_sample_images
 
 from atlas_assets.errors import ModelError
-from atlas_assets.options import NomicEmbedOptions
+from atlas_assets.client.options import NomicEmbedOptions
 from resources.embedder import load_image_embedder, load_text_embedder
 from resources.model_store import (
     CONFIG_FILE,

@@ -208,7 +208,7 @@ def test_requests_naming_an_older_build_of_the_map_are_refused(table_map: TableM
         def swap(self) -> None:
             from atlas_assets.web.source import FrameMapSource
 
-            tables = dataclasses.replace(table_map.public.load_tables())  # a new build: new tables
+            tables = dataclasses.replace(table_map.public.tables)  # a new build: new tables
             rebuilt = FrameMapSource(table_map.public.key, "rebuilt", tables)
             self._sources[rebuilt.key] = rebuilt
 

@@ -24,7 +24,7 @@ import pytest
 from tests.web.conftest import wait_for
 from atlas_assets.web.app import LOOPBACK_HOSTS, BackgroundServer, create_app
 from atlas_assets.web.discovery import HomeRegistry
-from atlas_assets.web.source import ProjectionMapSource
+from atlas_assets.web.auth import dataset_token
 from tests.conftest import news_frame
 from tests.web.test_browser import coloured_pixels, map_image, screen_xy
 
@@ -151,8 +151,7 @@ def test_a_private_real_map_refuses_without_its_token(private_map_home: Path, pa
     from atlas_assets.dataset import AtlasDataset
 
     projection = AtlasDataset("tests/private-news").get_map("news")
-    source = ProjectionMapSource(projection)
-    token = source.access_token()
+    token = HomeRegistry().get(urlparse(projection.map_link).path.removeprefix("/maps/")).access_token()
     assert token and len(token) >= 40
     server = BackgroundServer(create_app(HomeRegistry(), allowed_hosts=LOOPBACK_HOSTS))
     try:
@@ -261,6 +260,6 @@ def test_atlas_token_prints_the_private_datasets_token(private_map_home: Path, m
 
     assert main(["token", "tests/private-news"]) == 0
     printed = capsys.readouterr().out.strip()
-    assert printed == ProjectionMapSource(AtlasDataset("tests/private-news").get_map("news")).access_token()
+    assert printed == dataset_token(AtlasDataset("tests/private-news").id)
     assert main(["token", "tests/no-such-dataset"]) == 2
     assert "no dataset tests/no-such-dataset" in capsys.readouterr().err

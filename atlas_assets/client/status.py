@@ -16,15 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyarrow.parquet as pq
 
-from atlas_assets.pipeline.naming import STAGES
+from atlas_assets.compute.tables import ROW_ID
+from atlas_assets.config import map_link
 from atlas_assets.pipeline.spec import IndexSpec
-from resources.index_outputs import outputs_base, stage_path
+from resources.index_outputs import IndexOutputs
 from resources.records import DatasetRecord, IndexRecord
 from resources.store import DatasetStore
-
-ROW_ID = "_row_id"
 
 
 @dataclass(frozen=True)
@@ -80,41 +78,14 @@ class DatasetStatus:
         return any(index.is_stale for index in self.indices)
 
 
-def _enabled_stages(spec: IndexSpec) -> list[str]:
-    index = spec.index
-    enabled = ["embeddings", "neighbour_graph"]
-    if index.projection is not None or index.topic_model is not None:
-        enabled.append("projection")
-    if spec.topic_options is not None:
-        enabled.append("topics")
-    if spec.duplicate_options is not None:
-        enabled.append("duplicates")
-    return [stage for stage in STAGES if stage in enabled]
-
-
-def index_status(store: DatasetStore, record: DatasetRecord, index: IndexRecord, live: np.ndarray) -> IndexStatus:
+def index_status(record: DatasetRecord, index: IndexRecord, live: np.ndarray) -> IndexStatus:
     """Compare one index's outputs with the committed batches and the live rows (sorted `_row_id`s)."""
-    from atlas_assets.config import map_link
-
-    spec = IndexSpec.of(record, index)
-    base = outputs_base()
-    enabled = _enabled_stages(spec)
-    not_embedded = [
-        batch.batch_id
-        for batch in record.batches
-        if not stage_path(base, spec.output_dir, "embeddings", batch.batch_id).exists()
-    ]
-    missing = [
-        stage
-        for stage in enabled
-        if stage != "embeddings" and not stage_path(base, spec.output_dir, stage).exists()
-    ]
-    graph_path = stage_path(base, spec.output_dir, "neighbour_graph")
-    if graph_path.exists():
-        with graph_path.open("rb") as handle:
-            in_graph = np.sort(pq.read_table(handle, columns=[ROW_ID])[ROW_ID].to_numpy())
-    else:
-        in_graph = np.array([], dtype=np.int64)
+    enabled = list(IndexSpec.of(record, index).enabled_stages)
+    outputs = IndexOutputs(record.organisation, record.slug, index.id)
+    not_embedded = outputs.missing_batches(batch.batch_id for batch in record.batches)
+    missing = [stage for stage in enabled if stage != "embeddings" and not outputs.exists(stage)]
+    graph = outputs.read("neighbour_graph", columns=[ROW_ID])
+    in_graph = np.sort(graph.table[ROW_ID].to_numpy()) if graph is not None else np.array([], dtype=np.int64)
     rows_not_in_map = int((~np.isin(live, in_graph, assume_unique=True)).sum())
     deleted_in_map = int((~np.isin(in_graph, live, assume_unique=True)).sum())
     return IndexStatus(
@@ -147,7 +118,7 @@ def dataset_status(store: DatasetStore, organisation: str, slug: str) -> Dataset
         rows_deleted=record.total_deleted,
         batches=len(record.batches),
         fields=[name for name in (schema.names if schema is not None else []) if not name.startswith("_")],
-        indices=[index_status(store, record, index, live) for index in record.indices],
+        indices=[index_status(record, index, live) for index in record.indices],
     )
 
 

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from atlas_assets.errors import IndexNotReadyError, InvalidOptionError
 
 if TYPE_CHECKING:
-    from atlas_assets.projection import AtlasProjection
+    from atlas_assets.client.map import AtlasProjection
 
 FORMATS = ("parquet", "png", "html")
 DEFAULT_PNG_SIZE = 1600
@@ -249,9 +249,10 @@ def _script_safe(text: str) -> str:
 def export_html(projection: "AtlasProjection", path: Path) -> Path:
     """One HTML file holding the viewer and the whole map; opens offline, from anywhere."""
     from atlas_assets.web.app import STATIC_DIR, encode_field, encode_points, map_meta
-    from atlas_assets.web.source import ProjectionMapSource
+    from atlas_assets.web.discovery import store_map_source
 
-    source = ProjectionMapSource(projection, token=lambda: None)
+    dataset = projection.dataset
+    source = store_map_source(dataset.store, dataset._record(), projection.index_record())
     meta = map_meta(source)
     count = int(meta["count"])
     fields = {

@@ -1,4 +1,4 @@
-"""`atlas_assets.export`: a map as Parquet (its whole state), as a picture, and as one HTML file that
+"""`atlas_assets.cli.export`: a map as Parquet (its whole state), as a picture, and as one HTML file that
 works offline (checked in a real headless Chromium opened on the file, no server anywhere)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from atlas_assets.errors import InvalidOptionError
-from atlas_assets.export import export_html, export_map, export_parquet, export_png, render_png
+from atlas_assets.cli.export import export_html, export_map, export_parquet, export_png, render_png
 
 
 def test_parquet_holds_every_live_row_with_fields_place_topics_duplicates_and_tags(news_map, tmp_path):
