@@ -11,7 +11,7 @@ from atlas_assets.pipeline.runner import default_resources
 from atlas_assets.pipeline.schedules import automation_sensor, nightly_topic_rebuild
 from atlas_assets.pipeline.sensors import inbox_sensor
 from resources.instance import ensure_dagster_home
-from resources.store import DatasetStore
+from resources.storage import DatasetStore
 
 
 @dg.definitions
@@ -23,8 +23,8 @@ def defs() -> dg.Definitions:
     schedules = []
     if families:
         sensors.append(automation_sensor())
-        topic_keys = [key for family in families for asset in family.assets or [] for key in asset.keys if key.path[-1] == "topics"]
-        if topic_keys:
-            schedules.append(nightly_topic_rebuild(topic_keys))
+        topics = [asset for family in families for asset in family.assets or [] if asset.key.path[-1] == "topics"]
+        if topics:
+            schedules.append(nightly_topic_rebuild(topics))
     automation = dg.Definitions(sensors=sensors, schedules=schedules, resources=default_resources())
     return dg.Definitions.merge(*families, automation)

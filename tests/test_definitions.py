@@ -25,3 +25,16 @@ def test_a_store_with_a_map_loads_its_family_sensors_and_schedule(news_map):
     assert sensor_names == {"tests__ag_news__inbox", "atlas_automation"}
     assert all(sensor.default_status == dg.DefaultSensorStatus.RUNNING for sensor in loaded.sensors)
     assert [schedule.name for schedule in loaded.schedules] == ["atlas_nightly_topic_rebuild"]
+
+
+def test_the_nightly_schedule_asks_every_topics_asset_to_rebuild(news_map):
+    loaded = _load()
+    schedule = next(iter(loaded.schedules))
+    repository = loaded.get_repository_def()
+    job = repository.get_job(schedule.job_name)
+    topics_keys = {key for asset in loaded.assets for key in asset.keys if key.path[-1] == "topics"}
+    assert set(job.asset_layer.executable_asset_keys) == topics_keys
+    with dg.instance_for_test() as instance:
+        (request,) = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, repository_def=repository)).run_requests
+    assert request.run_config == {"ops": {"tests__ag_news__news__topics": {"config": {"rebuild": True}}}}
+    dg.validate_run_config(job, request.run_config)

@@ -16,15 +16,16 @@ from pathlib import Path
 import dagster as dg
 
 from atlas_assets.errors import PipelineError
+from atlas_assets.pipeline.assets.common import rebuild_run_config
 from atlas_assets.pipeline.factory import batches_partitions, build_dataset_definitions
-from atlas_assets.pipeline.naming import STAGES, DatasetNames
-from atlas_assets.pipeline.spec import REBUILD_LAYOUT_TAG, REBUILD_TOPICS_TAG, IndexSpec
+from atlas_assets.pipeline.naming import DatasetNames
+from atlas_assets.pipeline.spec import IndexSpec
 from resources.embedder import EmbedderResource
-from resources.index_outputs import outputs_base, stage_path
 from resources.instance import get_instance
 from resources.io_manager import ArrowIOManager
-from resources.records import DatasetRecord
-from resources.store import DatasetStore
+from resources.storage.records import DatasetRecord
+from resources.storage import DatasetStore
+from resources.store import store_resource
 
 log = logging.getLogger(__name__)
 
@@ -70,27 +71,23 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
 
 def default_resources(store: DatasetStore | None = None) -> dict[str, object]:
     return {
-        "store": store or DatasetStore(),
+        "store": store if store is not None else store_resource,
         "embedder": EmbedderResource(),
         "io_manager": ArrowIOManager(),
     }
 
 
-def _missing_embeddings(record: DatasetRecord, index_ids: Sequence[str]) -> dict[str, list[str]]:
-    """batch id -> ids of the indices whose embeddings of that batch are not written yet."""
-    base = outputs_base()
-    missing: dict[str, list[str]] = {}
-    for batch in record.batches:
-        for index in record.indices:
-            if index.id not in index_ids:
-                continue
-            spec = IndexSpec.of(record, index)
-            if not stage_path(base, spec.output_dir, "embeddings", batch.batch_id).exists():
-                missing.setdefault(batch.batch_id, []).append(index.id)
-    return missing
+def _missing_embeddings(record: DatasetRecord, specs: Sequence[IndexSpec]) -> dict[str, list[IndexSpec]]:
+    """batch id -> the indices whose embeddings of that batch are not written yet (in batch order)."""
+    batch_ids = [batch.batch_id for batch in record.batches]
+    missing: dict[str, list[IndexSpec]] = {}
+    for spec in specs:
+        for batch_id in spec.outputs.missing_batches(batch_ids):
+            missing.setdefault(batch_id, []).append(spec)
+    return {batch_id: missing[batch_id] for batch_id in batch_ids if batch_id in missing}
 
 
-def _run(assets, selection, resources, instance, partition_key=None, tags=None) -> None:
+def _run(assets, selection, resources, instance, partition_key=None, tags=None, run_config=None) -> None:
     result = dg.materialize(
         assets,
         selection=selection,
@@ -99,7 +96,7 @@ def _run(assets, selection, resources, instance, partition_key=None, tags=None) 
         resources=resources,
         tags={**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
         # Step events stay in the run's event log (and the UI); the terminal gets INFO and up.
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        run_config={**(run_config or {}), "loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=False,
     )
     if not result.success:
@@ -149,29 +146,20 @@ def materialize_indices(
 
     assets = list(build_dataset_definitions(record).assets or [])
     resources = default_resources(store)
-    by_id = {index.id: index for index in record.indices}
-    for batch_id, missing_ids in _missing_embeddings(record, index_ids).items():
+    specs = [IndexSpec.of(record, index) for index in record.indices if index.id in index_ids]
+    for batch_id, missing in _missing_embeddings(record, specs).items():
         log.info(f"{record.identifier}: embedding batch {batch_id}")
-        selection = [names.raw_data] + [names.stage(by_id[i].asset_name, "embeddings") for i in missing_ids]
-        # An index that reuses another's embeddings needs that index's batch in the same run.
-        for index_id in missing_ids:
-            source = by_id[index_id].reuse_embeddings_from_index
-            source_index = next((i for i in record.indices if source in (i.id, i.name)), None) if source else None
-            if source_index is not None:
-                selection.append(names.stage(source_index.asset_name, "embeddings"))
+        selection = [names.raw_data]
+        for spec in missing:
+            # An index that reuses another's embeddings needs that index's batch in the same run.
+            if spec.source_index is not None:
+                selection.append(names.stage(spec.source_index.asset_name, "embeddings"))
+            selection.append(spec.key("embeddings"))
         _run(assets, list(dict.fromkeys(selection)), resources, instance, partition_key=batch_id)
 
-    defined = {key for asset in assets for key in asset.keys}
-    downstream = [
-        names.stage(by_id[index_id].asset_name, stage)
-        for index_id in index_ids
-        for stage in STAGES[1:]
-        if names.stage(by_id[index_id].asset_name, stage) in defined
-    ]
-    tags = {}
-    if rebuild_topic_models:
-        tags[REBUILD_TOPICS_TAG] = "true"
-    if rebuild_layout:
-        tags[REBUILD_LAYOUT_TAG] = "true"
+    downstream = [spec.key(stage) for spec in specs for stage in spec.enabled_stages if stage != "embeddings"]
+    rebuilt = {"projection": rebuild_layout, "topics": rebuild_topic_models}
+    by_key = {asset.key: asset for asset in assets}
+    rebuild = [by_key[key] for key in downstream if rebuilt.get(key.path[-1])]
     log.info(f"{record.identifier}: building {', '.join(key.path[-1] for key in downstream)}")
-    _run(assets, downstream, resources, instance, tags=tags)
+    _run(assets, downstream, resources, instance, run_config=rebuild_run_config(rebuild))

@@ -3,9 +3,11 @@ and topic models are rebuilt nightly (new rows otherwise only join existing topi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dagster as dg
 
-from atlas_assets.pipeline.spec import REBUILD_TOPICS_TAG
+from atlas_assets.pipeline.assets.common import rebuild_run_config
 
 NIGHTLY_TOPICS_CRON = "0 3 * * *"
 
@@ -20,12 +22,13 @@ def automation_sensor() -> dg.AutomationConditionSensorDefinition:
     )
 
 
-def nightly_topic_rebuild(topic_keys: list[dg.AssetKey]) -> dg.ScheduleDefinition:
+def nightly_topic_rebuild(topics_assets: Sequence[dg.AssetsDefinition]) -> dg.ScheduleDefinition:
+    """Every `topics` asset given, rebuilt from scratch (run config `rebuild: true` for each)."""
     return dg.ScheduleDefinition(
         name="atlas_nightly_topic_rebuild",
         cron_schedule=NIGHTLY_TOPICS_CRON,
-        target=dg.AssetSelection.assets(*topic_keys),
-        tags={REBUILD_TOPICS_TAG: "true"},
+        target=dg.AssetSelection.assets(*topics_assets),
+        run_config=rebuild_run_config(list(topics_assets)),
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Rebuilds every topic model from scratch, so topics follow the data as it grows.",
     )

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import dagster as dg
+
 from atlas_assets.compute.layout import LayoutOptions
 from atlas_assets.compute.topics import TopicParams
 from atlas_assets.pipeline.naming import STAGES, DatasetNames
-from resources.index_outputs import index_output_dir
-from resources.records import DatasetRecord, IndexRecord
-
-# Run tags that change how a stage updates (set by update_indices, the nightly schedule, or by hand
-# in the Dagster UI's launchpad).
-REBUILD_TOPICS_TAG = "atlas/rebuild_topic_models"
-REBUILD_LAYOUT_TAG = "atlas/rebuild_layout"
+from resources.index_outputs import IndexOutputs
+from resources.storage.records import DatasetRecord, IndexRecord
 
 _LAYOUT_FIELDS = tuple(field.name for field in fields(LayoutOptions))
 
@@ -42,9 +39,14 @@ class IndexSpec:
     def names(self) -> DatasetNames:
         return DatasetNames(self.organisation, self.slug)
 
+    def key(self, stage: str) -> dg.AssetKey:
+        """The asset key of one of the index's stages."""
+        return self.names.stage(self.index.asset_name, stage)
+
     @property
-    def output_dir(self) -> str:
-        return index_output_dir(self.organisation, self.slug, self.index.id)
+    def outputs(self) -> IndexOutputs:
+        """The index's outputs (below $ATLAS_OUTPUTS_URI or ATLAS_HOME as set when asked)."""
+        return IndexOutputs(self.organisation, self.slug, self.index.id)
 
     @property
     def enabled_stages(self) -> tuple[str, ...]:
@@ -84,15 +86,6 @@ class IndexSpec:
         if options is None or not options.get("tag_duplicates", True):
             return None
         return float(options.get("duplicate_cutoff", 0.1))
-
-    # Kept for atlas_assets/status.py until it reads `enabled_stages`: not None when the stage is on.
-    @property
-    def topic_options(self) -> TopicParams | None:
-        return self.topic_params
-
-    @property
-    def duplicate_options(self) -> float | None:
-        return self.duplicate_cutoff
 
     @property
     def label_field(self) -> str | None:
