@@ -2,7 +2,8 @@
 
 `load_text_embedder(name)` installs the model on first use (the only step that may download) and
 keeps one embedder per (model, settings) for the life of the process, because a session costs a
-second to build and ~100 MB of memory. `EmbedderResource` hands embedders to Dagster assets.
+second to build and ~100 MB of memory. `resources.embedder_resource.EmbedderResource` hands them to
+Dagster assets; this module knows no Dagster (the map read model and the web map use it too).
 
 Speed comes from length-sorted batches padded only to their own longest text (see
 atlas_assets/compute/embed.py); memory stays bounded on huge inputs because texts are tokenised and
@@ -17,7 +18,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import dagster as dg
 import numpy as np
 
 from atlas_assets.compute.embed import (
@@ -267,20 +267,3 @@ def clear_embedder_cache() -> None:
     """Forgets every loaded embedder (tests, or after reinstalling a model)."""
     with _CACHE_LOCK:
         _CACHE.clear()
-
-
-class EmbedderResource(dg.ConfigurableResource):
-    """Dagster resource giving assets the process-wide embedders.
-
-    threads: onnxruntime threads per session (0 = all cores); batch_size: texts per model call
-    (16-32 is fastest on 2 cores with length-sorted batches).
-    """
-
-    threads: int = 0
-    batch_size: int = DEFAULT_BATCH_SIZE
-
-    def text_embedder(self, model_name: str | None) -> TextEmbedder:
-        return load_text_embedder(model_name, threads=self.threads or None, batch_size=self.batch_size)
-
-    def image_embedder(self, model_name: str | None) -> "ImageEmbedder":
-        return load_image_embedder(model_name, threads=self.threads or None, batch_size=max(1, self.batch_size // 2))

@@ -20,7 +20,7 @@ from atlas_assets.pipeline.assets.common import rebuild_run_config
 from atlas_assets.pipeline.factory import batches_partitions, build_dataset_definitions
 from atlas_assets.pipeline.naming import DatasetNames
 from atlas_assets.pipeline.spec import IndexSpec
-from resources.embedder import EmbedderResource
+from resources.embedder_resource import EmbedderResource
 from resources.instance import get_instance
 from resources.io_manager import ArrowIOManager
 from resources.storage.records import DatasetRecord

@@ -7,7 +7,8 @@ import pytest
 
 from atlas_assets.errors import InvalidDataError, ModelError
 from benchmarks.embeddings import ReferenceMiniLM, cosine_rows, fidelity_texts, measure_fidelity, sts_spearman
-from resources.embedder import EmbedderResource, TextEmbedder, load_text_embedder
+from resources.embedder import TextEmbedder, load_text_embedder
+from resources.embedder_resource import EmbedderResource
 from resources.model_store import install_model
 
 

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from atlas_assets.compute.arrays import arrow_to_matrix, matrix_to_arrow
 from atlas_assets.pipeline.assets.common import FOLLOW_UPSTREAM, ROW_ID, DatasetStore, StageOutput, Timer, index_args
 from atlas_assets.pipeline.spec import IndexSpec
-from resources.embedder import EmbedderResource
+from resources.embedder_resource import EmbedderResource
 
 CHECK = "rows_match_raw_and_finite"
 
