@@ -37,12 +37,16 @@ def fsync_dir(folder: Path) -> None:
 
 
 @contextmanager
-def atomic_writer(target: Path) -> Iterator[BinaryIO]:
-    """Yield a binary file; on clean exit it replaces `target` atomically, on error it vanishes."""
+def atomic_writer(target: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """Yield a binary file; on clean exit it replaces `target` atomically, on error it vanishes.
+
+    `mode` is the new file's permission (0o600 for secrets: it never exists readable by others).
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(target)
     try:
-        with open(temp, "wb") as handle:
+        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(descriptor, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -53,8 +57,8 @@ def atomic_writer(target: Path) -> Iterator[BinaryIO]:
     fsync_dir(target.parent)
 
 
-def write_bytes_atomic(target: Path, data: bytes) -> None:
-    with atomic_writer(target) as handle:
+def write_bytes_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:
+    with atomic_writer(target, mode) as handle:
         handle.write(data)
 
 

@@ -13,8 +13,6 @@ JSON round trip). Order inside a tag is the order ids were first added.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import numpy as np
 from filelock import FileLock
 
 from atlas_assets.errors import InvalidOptionError
+from resources.atomic import write_bytes_atomic
 
 TAGS_FILE = "tags.json"
 MAX_TAG_NAME_LENGTH = 100
@@ -100,16 +99,7 @@ class TagStore:
     def _write(self, tags: dict[str, list[str]]) -> None:
         self.index_dir.mkdir(parents=True, exist_ok=True)
         document = {"version": _FORMAT_VERSION, "tags": {n: ids for n, ids in tags.items() if ids}}
-        handle, temp_name = tempfile.mkstemp(prefix=".tags-", suffix=".tmp", dir=self.index_dir)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as temp:
-                json.dump(document, temp, ensure_ascii=False)
-                temp.flush()
-                os.fsync(temp.fileno())
-            os.replace(temp_name, self.path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
+        write_bytes_atomic(self.path, json.dumps(document, ensure_ascii=False).encode("utf-8"))
 
     def add(self, ids: Iterable[object] | np.ndarray, tag: str) -> int:
         """Put `ids` in `tag` (creating it); returns how many ids were newly added."""

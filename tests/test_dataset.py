@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-import atlas_assets.dataset as dataset_module
+import atlas_assets.client.dataset as dataset_module
 from atlas_assets import AtlasDataset
 from atlas_assets.compute import tables
 from atlas_assets.errors import (
@@ -29,7 +29,7 @@ from atlas_assets.errors import (
     SchemaMismatchError,
     UnknownIdsError,
 )
-from resources.store import DatasetStore
+from resources.storage import DatasetStore
 
 
 def fingerprint(folder: Path) -> dict[str, str]:

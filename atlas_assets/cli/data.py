@@ -17,7 +17,7 @@ MAX_ID_CHARS = 36  # the Atlas limit on string ids
 def existing_dataset(identifier: str):
     """The dataset named `identifier`; a DatasetNotFoundError naming the fix when it does not exist."""
     from atlas_assets.client.dataset import AtlasDataset, parse_identifier
-    from resources.store import DatasetStore
+    from resources.storage import DatasetStore
 
     organisation, slug, _ = parse_identifier(identifier)
     store = DatasetStore()
@@ -113,7 +113,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from atlas_assets.client.status import all_statuses, dataset_status, format_status
-    from resources.store import DatasetStore
+    from resources.storage import DatasetStore
 
     if args.dataset:
         dataset = existing_dataset(args.dataset)

@@ -19,7 +19,7 @@ def _token(args: argparse.Namespace) -> int:
     from atlas_assets.client.dataset import AtlasDataset, parse_identifier
     from atlas_assets.errors import DatasetNotFoundError
     from atlas_assets.web.auth import dataset_token
-    from resources.store import DatasetStore
+    from resources.storage import DatasetStore
 
     organisation, slug, _ = parse_identifier(args.dataset)
     if DatasetStore().find_dataset(organisation, slug) is None:

@@ -34,8 +34,8 @@ from atlas_assets.pipeline.factory import batches_partitions
 from atlas_assets.pipeline.runner import materialize_indices
 from resources.index_outputs import IndexOutputs
 from resources.instance import get_instance
-from resources.records import DatasetRecord, IndexRecord, normalise_slug
-from resources.store import DatasetStore
+from resources.storage.records import DatasetRecord, IndexRecord, normalise_slug
+from resources.storage import DatasetStore
 
 log = logging.getLogger(__name__)
 

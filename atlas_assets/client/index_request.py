@@ -26,7 +26,7 @@ from atlas_assets.client.options import (
 from atlas_assets.errors import InvalidOptionError
 from resources.model_store import resolve_model
 from atlas_assets.pipeline.naming import sanitise
-from resources.records import DatasetRecord, IndexRecord, utc_now
+from resources.storage.records import DatasetRecord, IndexRecord, utc_now
 
 MAX_INDEX_NAME = 100
 Modality = Literal["text", "image", "embedding"]

@@ -14,7 +14,7 @@ from atlas_assets.config import map_link
 from atlas_assets.errors import IndexNotReadyError
 from atlas_assets.maps.loader import load_map
 from atlas_assets.maps.model import MapModel
-from resources.records import IndexRecord
+from resources.storage.records import IndexRecord
 
 if TYPE_CHECKING:  # the dataset module imports this one
     from atlas_assets.client.dataset import AtlasDataset

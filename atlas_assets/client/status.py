@@ -21,8 +21,8 @@ from atlas_assets.compute.tables import ROW_ID
 from atlas_assets.config import map_link
 from atlas_assets.pipeline.spec import IndexSpec
 from resources.index_outputs import IndexOutputs
-from resources.records import DatasetRecord, IndexRecord
-from resources.store import DatasetStore
+from resources.storage.records import DatasetRecord, IndexRecord
+from resources.storage import DatasetStore
 
 
 @dataclass(frozen=True)

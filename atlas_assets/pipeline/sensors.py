@@ -16,8 +16,8 @@ from atlas_assets.config import atlas_home
 from atlas_assets.errors import AtlasError
 from atlas_assets.pipeline.naming import DatasetNames
 from resources.data_files import is_data_file, read_data_file
-from resources.records import DatasetRecord
-from resources.store import DatasetStore
+from resources.storage.records import DatasetRecord
+from resources.storage import DatasetStore
 
 INBOX_INTERVAL_SECONDS = 5
 # A file written to less than this long ago may still be being copied in: it is looked at twice.
@@ -92,7 +92,7 @@ def inbox_sensor(record: DatasetRecord, batches: dg.DynamicPartitionsDefinition)
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Ingests CSV, Parquet and JSONL files dropped in inbox/{record.organisation}/{record.slug}/",
     )
-    def inbox(context: dg.SensorEvaluationContext, store: DatasetStore) -> dg.SensorResult:
+    def inbox(context: dg.SensorEvaluationContext, store: dg.ResourceParam[DatasetStore]) -> dg.SensorResult:
         ingest_inbox(store, record, context.log)
         known = set(context.instance.get_dynamic_partitions(batches.name))
         committed = store.batch_ids(record.organisation, record.slug)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import secrets
-import tempfile
 from pathlib import Path
 
 from filelock import FileLock
 
 from atlas_assets.config import atlas_home
+from resources.atomic import write_bytes_atomic
 
 TOKEN_FILE = "tokens.json"
 
@@ -44,15 +43,7 @@ def dataset_token(dataset_id: str, *, create: bool = True) -> str | None:
         tokens = _read_tokens(path)
         if dataset_id not in tokens:
             tokens[dataset_id] = secrets.token_urlsafe(32)
-            handle, temp_name = tempfile.mkstemp(prefix=".tokens-", dir=path.parent)
-            try:
-                os.fchmod(handle, 0o600)
-                with os.fdopen(handle, "w", encoding="utf-8") as temp:
-                    json.dump(tokens, temp)
-                os.replace(temp_name, path)
-            except BaseException:
-                Path(temp_name).unlink(missing_ok=True)
-                raise
+            write_bytes_atomic(path, json.dumps(tokens).encode("utf-8"), mode=0o600)
         return tokens[dataset_id]
 
 

@@ -10,7 +10,7 @@ import pytest
 import resources.index_outputs as index_outputs
 from atlas_assets.maps import loader
 from atlas_assets.web.discovery import HomeRegistry
-from resources.store import DatasetStore
+from resources.storage import DatasetStore
 
 
 @pytest.fixture

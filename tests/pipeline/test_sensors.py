@@ -8,7 +8,7 @@ from atlas_assets.dataset import AtlasDataset
 from atlas_assets.client.index_request import new_index_record
 from atlas_assets.pipeline.factory import batches_partitions
 from atlas_assets.pipeline.sensors import inbox_dir, inbox_sensor
-from resources.store import DatasetStore
+from resources.storage import DatasetStore
 from tests.conftest import news_frame
 
 

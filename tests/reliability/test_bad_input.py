@@ -32,7 +32,7 @@ from atlas_assets.errors import (
     InvalidIdentifierError,
     InvalidImageError,
 )
-from resources.store import DatasetStore
+from resources.storage import DatasetStore
 from tests.reliability.support import fingerprint, record_cases
 
 FUZZ = settings(

@@ -18,7 +18,7 @@ import pytest
 from atlas_assets.compute.tables import ROW_ID
 from atlas_assets.dataset import AtlasDataset
 from atlas_assets.pipeline.sensors import ingest_inbox, inbox_dir
-from resources.store import DatasetStore
+from resources.storage import DatasetStore
 from tests.reliability.support import acknowledge, acknowledged, digits_vectors, record_cases, start, start_indexing
 
 log = logging.getLogger(__name__)

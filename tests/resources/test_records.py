@@ -10,7 +10,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resources.records import (
+from resources.storage.records import (
     BatchRecord,
     DatasetRecord,
     IndexRecord,

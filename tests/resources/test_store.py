@@ -10,7 +10,6 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -25,8 +24,9 @@ from atlas_assets.errors import (
     StoreWriteError,
     UnknownIdsError,
 )
-from resources.records import IndexRecord
-from resources.store import DatasetStore, new_batch_id
+from resources.storage.records import IndexRecord
+from resources.storage import DatasetStore
+from resources.storage.layout import new_batch_id
 
 ORG, SLUG = "acme", "news"
 
@@ -56,16 +56,6 @@ def store(atlas_home: Path) -> DatasetStore:
 def test_store_defaults_to_atlas_home_and_takes_a_root(atlas_home: Path, tmp_path: Path) -> None:
     assert DatasetStore().home == atlas_home
     assert DatasetStore(root=str(tmp_path / "elsewhere")).home == tmp_path / "elsewhere"
-
-
-def test_store_is_a_dagster_resource(atlas_home: Path) -> None:
-    @dg.asset
-    def count(dataset_store: DatasetStore) -> int:
-        return len(dataset_store.list_datasets())
-
-    DatasetStore().create_dataset("acme/Some Data", unique_id_field="id")
-    result = dg.materialize([count], resources={"dataset_store": DatasetStore(root=str(atlas_home))})
-    assert result.success and result.output_for_node("count") == 1
 
 
 def test_create_lays_out_the_folder_and_record(store: DatasetStore, atlas_home: Path) -> None:

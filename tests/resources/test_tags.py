@@ -59,7 +59,7 @@ def test_the_file_is_plain_json_and_no_temp_files_are_left(tmp_path: Path) -> No
     store = TagStore(tmp_path)
     store.add(["a"], "t")
     assert json.loads((tmp_path / "tags.json").read_text())["tags"] == {"t": ["a"]}
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tags-")] == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "x" * 101, "a\nb"])

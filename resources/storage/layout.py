@@ -1,0 +1,112 @@
+"""Where a dataset's files live under the store's root, and the names that may be used there.
+
+```
+<root>/datasets/<org>/<slug>/
+  dataset.json                  the DatasetRecord (replaced atomically; the commit point of every change)
+  batches/<batch_id>.parquet    one file per add_data call: _row_id, the user fields, [_embedding | _blob]
+  blobs/<sha256>.<ext>          image bytes, content-addressed, stored once
+  deletions/<id>.parquet        tombstones: _row_id and the user id of deleted rows
+  indices/<index_id>/           index outputs (see resources.index_outputs)
+<root>/locks/<org>/<slug>.{writer,indexing}.lock
+```
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from atlas_assets import config
+from atlas_assets.errors import InvalidDataError, InvalidIdentifierError
+
+RECORD_FILE = "dataset.json"
+BATCHES = "batches"
+BLOBS = "blobs"
+DELETIONS = "deletions"
+INDICES = "indices"
+_BATCH_ID = re.compile(r"^\d{8}T\d{12}-[0-9a-f]{6}$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_BLOB_REF = re.compile(r"^[0-9a-f]{64}\.[a-z]{3,4}$")
+MAX_NAME_LENGTH = 128  # organisation, slug and index id: folder and lock names stay far below 255 bytes
+
+
+def new_batch_id(after: str | None = None) -> str:
+    """`YYYYmmddTHHMMSSffffff-xxxxxx` (UTC): sorts in upload order, a valid Dagster partition key.
+
+    `after` is the previous id; the new one is made strictly greater even if the clock went back.
+    """
+    moment = datetime.now(UTC)
+    if after and _BATCH_ID.match(after):
+        previous = datetime.strptime(after[:21], "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+        if moment <= previous:
+            moment = previous + timedelta(microseconds=1)
+    return f"{moment.strftime('%Y%m%dT%H%M%S%f')}-{secrets.token_hex(3)}"
+
+
+def check_name(value: str, what: str) -> str:
+    if not value or not _SAFE_NAME.match(value):
+        raise InvalidIdentifierError(
+            f"{what} {value!r} is not usable; use letters, digits, '-', '_' or '.' (not starting with "
+            "'.' or '-')"
+        )
+    if len(value) > MAX_NAME_LENGTH:
+        # the name becomes a folder and a lock file name (255 bytes at most on common filesystems)
+        raise InvalidIdentifierError(
+            f"{what} {value[:20]}... is {len(value)} characters long; use at most {MAX_NAME_LENGTH}"
+        )
+    return value
+
+
+class StoreLayout:
+    """The paths of one store root (default: ATLAS_HOME, read at each call so changes apply)."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = str(root) if root else ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.home)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StoreLayout) and other.home == self.home
+
+    def __hash__(self) -> int:
+        return hash(self.home)
+
+    @property
+    def home(self) -> Path:
+        return Path(self.root).expanduser().absolute() if self.root else config.atlas_home()
+
+    @property
+    def datasets_root(self) -> Path:
+        return self.home / "datasets"
+
+    def dataset_dir(self, organisation: str, slug: str) -> Path:
+        check_name(organisation, "organisation")
+        check_name(slug, "dataset slug")
+        return self.datasets_root / organisation / slug
+
+    def record_path(self, organisation: str, slug: str) -> Path:
+        return self.dataset_dir(organisation, slug) / RECORD_FILE
+
+    def batch_path(self, organisation: str, slug: str, batch_id: str) -> Path:
+        return self.dataset_dir(organisation, slug) / BATCHES / f"{batch_id}.parquet"
+
+    def blob_path(self, organisation: str, slug: str, blob_ref: str) -> Path:
+        """The stored bytes of a `_blob` reference (`<sha256>.<ext>`)."""
+        if not _BLOB_REF.match(blob_ref):
+            raise InvalidDataError(f"{blob_ref!r} is not a blob reference (<sha256>.<ext>)")
+        return self.dataset_dir(organisation, slug) / BLOBS / blob_ref
+
+    def index_dir(self, organisation: str, slug: str, index_id: str) -> Path:
+        """`indices/<index_id>/` of the dataset (not created here)."""
+        return self.dataset_dir(organisation, slug) / INDICES / check_name(index_id, "index id")
+
+    def lock_path(self, organisation: str, slug: str, kind: str) -> Path:
+        check_name(organisation, "organisation")
+        check_name(slug, "dataset slug")
+        return self.home / "locks" / organisation / f"{slug}.{kind}.lock"
+
+    def lock_paths(self, organisation: str, slug: str) -> list[Path]:
+        return [self.lock_path(organisation, slug, kind) for kind in ("writer", "indexing")]
