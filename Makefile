@@ -25,9 +25,11 @@ system:
 	bash scripts/install-system-deps.sh
 
 test: system models
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 test-fast: models
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: models

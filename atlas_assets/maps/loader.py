@@ -78,14 +78,14 @@ def _read_model(
         wanted.append(BLOB)
     rows = store.read_rows(record.organisation, record.slug, columns=list(dict.fromkeys(wanted)))
 
-    # The map's rows: the graph's rows that are still live, in graph order.
-    graph_ids = graph.table[ROW_ID].to_numpy()
+    # The map's rows: the placed rows (the graph's when there is no layout) still live, in that order.
+    projection = outputs.read("projection")
+    graph_ids = (projection or graph).table[ROW_ID].to_numpy()
     in_rows = positions_of(rows[ROW_ID].to_numpy(), graph_ids)
     live = in_rows >= 0
     row_ids, in_rows = graph_ids[live], in_rows[live]
     rows = rows.take(pa.array(in_rows))
 
-    projection = outputs.read("projection")
     x = y = None
     if projection is not None:
         x, y = (_aligned(projection, row_ids, name, np.float32, np.nan) for name in ("x", "y"))
