@@ -71,7 +71,7 @@ def _search(args: argparse.Namespace) -> int:
     atlas_map = _pick_map(dataset, args.map)
     neighbours, distances = atlas_map.embeddings.vector_search(queries=[args.query], k=args.k)
     ids = neighbours[0]
-    field = atlas_map._index.indexed_field  # noqa: SLF001 - the text to show next to each hit
+    field = atlas_map.index_record().indexed_field  # the text to show next to each hit
     rows = {str(row[dataset.id_field]): row for row in dataset.get_data(ids)} if ids else {}
     for rank, (identifier, distance) in enumerate(zip(ids, distances[0]), start=1):
         row = rows.get(str(identifier), {})
