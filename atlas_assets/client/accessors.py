@@ -92,13 +92,15 @@ class MapEmbeddings(_Accessor):
         if not isinstance(k, int) or not 1 <= k <= MAX_SEARCH_K:
             raise InvalidOptionError(f"k must be an integer from 1 to {MAX_SEARCH_K}, got {k!r}")
         model = self._model()
+        # A map smaller than k (rows deleted since the build included) answers with all it has.
         if ids is not None:
             rows = model.rows_of(list(ids))
             if (rows < 0).any():
                 raise UnknownIdsError(f"ids not in the map: {[i for i, r in zip(ids, rows) if r < 0][:10]}")
-            neighbours, distances = model.nearest_to_rows(rows, k)
+            neighbours, distances = model.nearest_to_rows(rows, max(1, min(k, len(model) - 1)))
         else:
-            neighbours, distances = model.nearest(query_vectors(model, queries, model.vectors().shape[1]), k)
+            queried = query_vectors(model, queries, model.vectors().shape[1])
+            neighbours, distances = model.nearest(queried, min(k, len(model)))
         return (
             [[model.ids[i] for i in row if i >= 0] for row in neighbours],
             [[float(d) for d, i in zip(drow, row) if i >= 0] for drow, row in zip(distances, neighbours)],

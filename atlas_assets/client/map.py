@@ -14,7 +14,7 @@ from atlas_assets.config import map_link
 from atlas_assets.errors import IndexNotReadyError
 from atlas_assets.maps.loader import load_map
 from atlas_assets.maps.model import MapModel
-from resources.storage.records import IndexRecord
+from resources.storage.records import DatasetRecord, IndexRecord
 
 if TYPE_CHECKING:  # the dataset module imports this one
     from atlas_assets.client.dataset import AtlasDataset
@@ -67,9 +67,9 @@ class AtlasProjection:
     def tags(self) -> MapTags:
         return MapTags(self)
 
-    def index_record(self) -> IndexRecord:
-        """This map's index as the dataset's record holds it now."""
-        index = self.dataset._record().index(self.atlas_index_id)
+    def index_record(self, record: DatasetRecord | None = None) -> IndexRecord:
+        """This map's index as the dataset's record (default: read now) holds it."""
+        index = (record or self.dataset._record()).index(self.atlas_index_id)
         if index is None:
             raise IndexNotReadyError(f"the index {self.atlas_index_id} of {self.dataset.identifier} no longer exists")
         return index
@@ -77,7 +77,4 @@ class AtlasProjection:
     def read_model(self) -> MapModel:
         """The map read model of the current build (loaded once per map version)."""
         record = self.dataset._record()
-        index = record.index(self.atlas_index_id)
-        if index is None:
-            raise IndexNotReadyError(f"the index {self.atlas_index_id} of {self.dataset.identifier} no longer exists")
-        return load_map(self.dataset.store, record, index)
+        return load_map(self.dataset.store, record, self.index_record(record))
