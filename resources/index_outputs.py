@@ -169,36 +169,3 @@ class IndexOutputs:
         if folder.exists():
             folder.fs.rm(folder.path, recursive=True)
 
-
-# --- transitional helpers: removed once every caller asks IndexOutputs --------------------------
-
-
-def index_output_dir(organisation: str, slug: str, index_id: str) -> str:
-    return IndexOutputs(organisation, slug, index_id, base=UPath("/")).relative_dir
-
-
-def stage_path(base: UPath, relative_dir: str, stage: str, partition: str | None = None) -> UPath:
-    folder = base.joinpath(*relative_dir.split("/"))
-    return folder / f"{stage}.parquet" if partition is None else folder / stage / f"{partition}.parquet"
-
-
-def write_table(path: UPath, table: pa.Table, side_data: dict[str, Any] | None = None) -> None:
-    write_output(path, StageOutput(table, side_data or {}))
-
-
-def read_table(path: UPath, columns: list[str] | None = None) -> pa.Table:
-    with path.open("rb") as handle:
-        return pq.read_table(handle, columns=columns)
-
-
-def read_side_data(path: UPath) -> dict[str, Any]:
-    with path.open("rb") as handle:
-        metadata = pq.read_schema(handle).metadata or {}
-    raw = metadata.get(SIDE_DATA_KEY)
-    return json.loads(raw) if raw else {}
-
-
-def strip_side_data(table: pa.Table) -> pa.Table:
-    metadata = dict(table.schema.metadata or {})
-    metadata.pop(SIDE_DATA_KEY, None)
-    return table.replace_schema_metadata(metadata or None)
