@@ -20,7 +20,6 @@ import numpy as np
 from atlas_assets.compute.tables import ROW_ID
 from atlas_assets.config import map_link
 from atlas_assets.pipeline.spec import IndexSpec
-from resources.index_outputs import IndexOutputs
 from resources.storage.records import DatasetRecord, IndexRecord
 from resources.storage import DatasetStore
 
@@ -80,8 +79,8 @@ class DatasetStatus:
 
 def index_status(record: DatasetRecord, index: IndexRecord, live: np.ndarray) -> IndexStatus:
     """Compare one index's outputs with the committed batches and the live rows (sorted `_row_id`s)."""
-    enabled = list(IndexSpec.of(record, index).enabled_stages)
-    outputs = IndexOutputs(record.organisation, record.slug, index.id)
+    spec = IndexSpec.of(record, index)
+    enabled, outputs = list(spec.enabled_stages), spec.outputs
     not_embedded = outputs.missing_batches(batch.batch_id for batch in record.batches)
     missing = [stage for stage in enabled if stage != "embeddings" and not outputs.exists(stage)]
     graph = outputs.read("neighbour_graph", columns=[ROW_ID])

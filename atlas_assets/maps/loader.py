@@ -72,7 +72,7 @@ def _read_model(
             "(or materialise it in the Dagster UI)"
         )
     id_field = record.unique_id_field or "id_"
-    user_fields = [name for name in (record.schema.names if record.schema is not None else [id_field])]
+    user_fields = record.schema.names if record.schema is not None else [id_field]
     wanted = [ROW_ID, *(user_fields if with_fields else [id_field])]
     if record.modality == "image":
         wanted.append(BLOB)

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from atlas_assets.compute.arrays import arrow_to_matrix, positions_of
 from atlas_assets.compute.graph import NeighbourGraph
+from atlas_assets.compute.tables import ROW_ID
 from atlas_assets.errors import InvalidDataError
 from atlas_assets.pipeline.naming import DatasetNames
 from atlas_assets.pipeline.spec import IndexSpec
@@ -32,7 +33,6 @@ __all__ = [
     "index_args", "live_row_ids", "RebuildConfig", "rebuild_run_config", "live_vectors", "plain", "rows_embedded_so_far", "xy_from_output",
 ]
 
-ROW_ID = "_row_id"
 # Rows sampled for the cheap quality figures shown in the Dagster UI.
 QUALITY_SAMPLE = 500
 # Every index stage runs when its inputs changed (the automation sensor evaluates this).
