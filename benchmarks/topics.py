@@ -136,7 +136,7 @@ def reference_clusterings(
 def most_confident_rows(graph: NeighbourGraph, topic: np.ndarray, n_keep: int) -> np.ndarray:
     """The n_keep rows most firmly inside their topic: by the share of their neighbour-graph edge
     weight (as topics.py weighs it) that stays inside the topic. Our side of "equal coverage"."""
-    from atlas_assets.compute.topics import _embedding_graph
+    from atlas_assets.compute.topic_graphs import embedding_graph as _embedding_graph
 
     edges = _embedding_graph(graph).tocoo()
     inside = np.bincount(edges.row, edges.data * (topic[edges.row] == topic[edges.col]), minlength=len(topic))
