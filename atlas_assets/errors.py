@@ -5,6 +5,9 @@ Every message says what was wrong and how to fix it. Catch `AtlasError` to catch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class AtlasError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -72,3 +75,13 @@ class StoreWriteError(AtlasError):
 
 class PipelineError(AtlasError):
     """A Dagster materialisation of a dataset's assets failed."""
+
+
+SHOWN_IN_MESSAGES = 5
+"""How many offending rows, ids or names a message lists before it gives the count."""
+
+
+def shown(values: Sequence[Any]) -> str:
+    """The first few offending values for a message, with the total when there are more."""
+    head = ", ".join(repr(value) for value in list(values)[:SHOWN_IN_MESSAGES])
+    return head + (f" ... ({len(values)} in all)" if len(values) > SHOWN_IN_MESSAGES else "")
