@@ -41,7 +41,7 @@ from atlas_assets.compute.quality import (
     random_triplet_accuracy,
     trustworthiness_score,
 )
-from resources.kernel_cache import enable_pynndescent_kernel_cache
+from resources.kernel_cache import enable_kernel_caches
 
 RESULTS = Path(__file__).resolve().parent / "results" / "layout.json"
 DEFAULT_SETS = ("digits", "ag_news", "20newsgroups", "stackoverflow_titles", "synthetic_100k")
@@ -122,7 +122,7 @@ def map_quality(vectors: np.ndarray, xy: np.ndarray, metric: Metric) -> dict[str
 
 def warm_up() -> None:
     """Compile every numba kernel (ours, umap-learn's, pynndescent's) on a small input."""
-    enable_pynndescent_kernel_cache()
+    enable_kernel_caches()
     vectors = gaussian_mixture(600, dims=16)
     graph = build_graph(vectors, K, "cosine")
     build_graph(vectors, K, "cosine", method="nndescent")
@@ -272,9 +272,9 @@ from benchmarks.layout import gaussian_mixture
 from atlas_assets.compute.knn import build_graph
 from atlas_assets.compute.layout import compute_layout, resolve_layout_params
 from atlas_assets.compute.quality import graph_recall, neighbourhood_preservation
-from resources.kernel_cache import enable_pynndescent_kernel_cache
+from resources.kernel_cache import enable_kernel_caches
 
-enable_pynndescent_kernel_cache()
+enable_kernel_caches()
 
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -323,14 +323,14 @@ t0 = time.perf_counter()
 import numpy as np
 from atlas_assets.compute.knn import build_graph
 from atlas_assets.compute.layout import compute_layout, resolve_layout_params, update_layout
-from resources.kernel_cache import enable_pynndescent_kernel_cache
+from resources.kernel_cache import enable_kernel_caches
 vectors = np.random.default_rng(0).normal(size=(2000, 32)).astype(np.float32)
 graph = build_graph(vectors, 15, "cosine")
 t1 = time.perf_counter()
 params = resolve_layout_params(None, 2000)
 xy = compute_layout(graph, params)
 t2 = time.perf_counter()
-enable_pynndescent_kernel_cache()
+enable_kernel_caches()
 build_graph(vectors, 15, "cosine", method="nndescent")
 t3 = time.perf_counter()
 print(t2 - t1, t3 - t2)

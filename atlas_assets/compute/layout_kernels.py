@@ -14,6 +14,9 @@ of the epoch. Taking all of it from the live position instead chains the steps: 
 step covers most of the distance, the row ends near the last neighbours in its list rather than among
 all of them. Measured: trustworthiness 0.913 -> 0.931 on 20newsgroups, random-triplet accuracy
 0.606 -> 0.615 on digits (mean of seeds 0-4; docs/layout.md).
+
+The kernels are declared without numba's disk cache (compute writes no files); the pipeline switches
+it on (resources/kernel_cache.py).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True)
 def local_scales(
     distances: np.ndarray, valid: np.ndarray, local_connectivity: float, target: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +141,7 @@ def _attraction_step(dx: np.float32, dy: np.float32, a: np.float32, b: np.float3
     return _clip(coeff * dx), _clip(coeff * dy)
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
+@numba.njit(parallel=True, fastmath=True)
 def sgd_epoch(
     source: np.ndarray,
     target: np.ndarray,
@@ -215,7 +218,7 @@ def sgd_epoch(
         target[i, 1] = y
 
 
-@numba.njit(cache=True)
+@numba.njit
 def place_new_rows(
     xy: np.ndarray, placed: np.ndarray, indptr: np.ndarray, neighbours: np.ndarray, weights: np.ndarray
 ) -> int:

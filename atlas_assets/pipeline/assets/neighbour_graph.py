@@ -27,7 +27,7 @@ from atlas_assets.pipeline.assets.common import (
     rows_embedded_so_far,
 )
 from atlas_assets.pipeline.spec import IndexSpec
-from resources.kernel_cache import enable_pynndescent_kernel_cache
+from resources.kernel_cache import enable_kernel_caches
 
 MIN_GRAPH_K = 15
 METRIC = "cosine"
@@ -69,7 +69,7 @@ def build_neighbour_graph(
     row_ids = rows_embedded_so_far(embeddings, live_row_ids(store, spec))
     vectors = live_vectors(embeddings, row_ids)
     k = min(graph_k(spec, len(row_ids)), max(len(row_ids) - 1, 1))
-    enable_pynndescent_kernel_cache()
+    enable_kernel_caches()
     if previous is not None and previous.side_data.get("k") == k and previous.side_data.get("metric") == METRIC:
         previous_ids, previous_graph = graph_from_output(previous)
         graph = knn.extend_graph(vectors, previous_graph, positions_of(previous_ids, row_ids))

@@ -35,6 +35,7 @@ from atlas_assets.pipeline.assets.common import (
 )
 from atlas_assets.pipeline.pictures import map_thumbnail, png_markdown
 from atlas_assets.pipeline.spec import IndexSpec
+from resources.kernel_cache import enable_kernel_caches
 
 CHECK = "every_live_row_placed"
 # Above this share of changed rows (new + deleted, as in knn.extend_graph) the map is laid out
@@ -102,6 +103,7 @@ def build_projection(
     rebuild: bool,
 ) -> tuple[StageOutput, dict]:
     timer = Timer()
+    enable_kernel_caches()
     row_ids, graph = graph_from_output(graph_output)
     params = layout.resolve_layout_params(spec.layout_options, len(row_ids))
     mode = "full"
