@@ -211,6 +211,15 @@ def candidate_columns(scores: np.ndarray, uses: np.ndarray, words: Sequence[list
     return chosen
 
 
+@dataclass(frozen=True)
+class DepthTerms:
+    """The terms of every topic of one depth: its ten keywords (module rules) and its candidate pool,
+    the best c-TF-IDF terms against its siblings with their relevance (the topic's best = 1)."""
+
+    keywords: dict[int, list[str]]
+    candidates: dict[int, list[tuple[str, float]]]
+
+
 def depth_keywords(
     terms: TermCounts, assignment: np.ndarray, parent_of: Mapping[int, int | None]
 ) -> dict[int, list[str]]:
@@ -218,6 +227,11 @@ def depth_keywords(
 
     assignment: topic id per row; parent_of: the parent of every topic id in it (None at depth 1).
     """
+    return depth_terms(terms, assignment, parent_of).keywords
+
+
+def depth_terms(terms: TermCounts, assignment: np.ndarray, parent_of: Mapping[int, int | None]) -> DepthTerms:
+    """Keywords and candidate pools of every topic of one depth (see depth_keywords)."""
     topic_ids = np.array(sorted(parent_of), dtype=np.int64)
     local = np.searchsorted(topic_ids, assignment)
     weight_in_topic = _sum_by_topic(terms.sublinear, local, len(topic_ids))
@@ -235,7 +249,14 @@ def depth_keywords(
             pools[index] = _Pool.of(terms, scores[row], block[row], rows_of[index])
     larger_first = np.argsort(-np.array([len(rows) for rows in rows_of]), kind="stable")
     picked = _pick_across_depth(pools, larger_first, len(terms.terms))
-    return {int(topic_id): [terms.terms[c] for c in picked[i]] for i, topic_id in enumerate(topic_ids)}
+    ids = [int(topic_id) for topic_id in topic_ids]
+    return DepthTerms(
+        keywords={topic_id: [terms.terms[c] for c in picked[i]] for i, topic_id in enumerate(ids)},
+        candidates={
+            topic_id: [(str(terms.terms[c]), float(r)) for c, r in zip(pools[i].columns, pools[i].relevance)]
+            for i, topic_id in enumerate(ids)
+        },
+    )
 
 
 def _sibling_groups(topic_ids: np.ndarray, parent_of: Mapping[int, int | None]) -> list[list[int]]:
@@ -298,7 +319,7 @@ def _pick_across_depth(pools: list[_Pool], order: np.ndarray, n_terms: int) -> l
     return [[int(pool.columns[p]) for p in mine] for pool, mine in zip(pools, picked, strict=True)]
 
 
-def _singular(word: str) -> str:
+def singular(word: str) -> str:
     """A plural's singular by the regular English endings: enough to see "cards" repeat "card"."""
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
@@ -316,7 +337,7 @@ def short_description(keywords: Sequence[str], max_words: int = 3) -> str:
     seen: set[str] = set()
     n_words = 0
     for keyword in keywords:
-        words = [_singular(word) for word in keyword.split(" ")]
+        words = [singular(word) for word in keyword.split(" ")]
         if seen & set(words):
             continue
         if n_words + len(words) > max_words:

@@ -10,6 +10,13 @@ import numpy as np
 from atlas_assets.compute import keywords as kw
 from atlas_assets.compute.arrays import rows_by_label
 from atlas_assets.compute.topic_model import Topic
+from atlas_assets.compute.topic_phrases import (
+    DepthContext,
+    PhraseEmbedder,
+    PhraseVectors,
+    pick_phrases,
+    unit_mean,
+)
 
 _COMPASS = ("east", "north-east", "north", "north-west", "west", "south-west", "south", "south-east")
 
@@ -26,13 +33,24 @@ def position_name(point: np.ndarray, low: np.ndarray, high: np.ndarray) -> str:
     return _COMPASS[int(((angle + 22.5) % 360.0) // 45.0)]
 
 
-def unique_names(names: list[str], alternatives: list[list[str]], sizes: list[int]) -> list[str]:
-    """No two topics of a depth share a name: larger topics keep theirs, others take alternatives."""
+def unique_names(
+    names: list[str], alternatives: list[list[str]], sizes: list[int], parent_names: list[str | None] | None = None
+) -> list[str]:
+    """No two topics of a depth share a name, and no topic is named as its parent (same words, in
+    any order): larger topics keep theirs, others take alternatives."""
     final = list(names)
     taken: set[str] = set()
     for index in sorted(range(len(names)), key=lambda i: (-sizes[i], i)):
+        parent = parent_names[index] if parent_names is not None else None
         options = [names[index], *alternatives[index]]
-        choice = next((option for option in options if option and option.lower() not in taken), None)
+        choice = next(
+            (
+                option
+                for option in options
+                if option and option.lower() not in taken and (parent is None or not _same_words(option, parent))
+            ),
+            None,
+        )
         if choice is None:
             number = 2
             while f"{names[index]} ({number})".lower() in taken:
@@ -41,6 +59,13 @@ def unique_names(names: list[str], alternatives: list[list[str]], sizes: list[in
         final[index] = choice
         taken.add(choice.lower())
     return final
+
+
+def _same_words(first: str, second: str) -> bool:
+    def words(name: str) -> set[str]:
+        return {kw.singular(word) for word in name.lower().replace(",", " ").split()}
+
+    return words(first) == words(second)
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -63,44 +88,60 @@ def name_topics(
     xy: np.ndarray,
     texts: Sequence[str] | None,
     vectors: np.ndarray | None,
+    embed_phrases: PhraseEmbedder | None = None,
 ) -> list[Topic]:
+    """Every topic of every depth, named. With texts, vectors and embed_phrases (the model that made
+    the vectors): names from phrases re-ranked by meaning (compute/topic_phrases.py); with texts
+    only: the first keywords; without texts: the topic's number and place on the map."""
     terms = kw.count_terms(texts) if texts is not None else None
     unit_vectors = None if vectors is None else unit_rows(vectors)
+    phrase_vectors = PhraseVectors(embed_phrases) if embed_phrases is not None and unit_vectors is not None else None
     low, high = xy.min(axis=0), xy.max(axis=0)
     topics: list[Topic] = []
+    phrases_of: dict[int, list[str]] = {}
+    names_of: dict[int, str] = {}
+    directions: dict[int, np.ndarray] = {}
     for depth_index in range(assignments.shape[1]):
         column = assignments[:, depth_index]
-        topic_ids = np.unique(column)
-        sizes = np.bincount(column, minlength=int(topic_ids.max()) + 1)
+        topic_ids = [int(t) for t in np.unique(column)]
         members_of = rows_by_label(column)
-        keywords_of: dict[int, list[str]] = {int(t): [] for t in topic_ids}
+        sizes = {t: len(members_of[t]) for t in topic_ids}
+        keywords_of: dict[int, list[str]] = {t: [] for t in topic_ids}
         if terms is not None and terms.counts.shape[1]:
-            keywords_of.update(kw.depth_keywords(terms, column, {int(t): parents[int(t)] for t in topic_ids}))
-        names, alternatives = [], []
-        for number, topic_id in enumerate(topic_ids, start=1):
-            centre = xy[members_of[int(topic_id)]].mean(axis=0)
-            positional = f"Topic {number} ({position_name(centre, low, high)})"
-            words = keywords_of[int(topic_id)]
-            if words:
-                names.append(kw.short_description(words))
-                alternatives.append(
-                    [kw.short_description(words[skip:]) for skip in range(1, min(len(words), 4))]
-                    + [kw.short_description(words[:1] + words[skip:]) for skip in range(2, min(len(words), 5))]
+            found = kw.depth_terms(terms, column, {t: parents[t] for t in topic_ids})
+            keywords_of.update(found.keywords)
+            if phrase_vectors is not None:
+                assert unit_vectors is not None
+                directions.update({t: unit_mean(unit_vectors, members_of[t]) for t in topic_ids})
+                whole_map = unit_mean(unit_vectors, np.arange(len(unit_vectors)))
+                context = DepthContext(
+                    directions=directions,
+                    contexts={t: whole_map if parents[t] is None else directions[parents[t]] for t in topic_ids},
+                    parent_phrases={t: phrases_of.get(parents[t], []) for t in topic_ids if parents[t] is not None},
+                    sibling_group={t: parents[t] for t in topic_ids},
+                    sizes=sizes,
                 )
-            else:
-                names.append(positional)
-                alternatives.append([])
-        names = unique_names(names, alternatives, [int(sizes[t]) for t in topic_ids])
+                phrases_of.update(pick_phrases(found.candidates, context, phrase_vectors))
+                for t in topic_ids:
+                    keywords_of[t] = list(dict.fromkeys([*phrases_of[t], *keywords_of[t]]))[: kw.N_KEYWORDS]
+        names = _depth_names(topic_ids, keywords_of, phrases_of, members_of, xy, low, high)
+        # Positional names ("Topic 1 (centre)") number each depth afresh; only worded names are kept
+        # off their parent's.
+        parent_names = [
+            names_of.get(parents[t]) if parents[t] is not None and keywords_of[t] else None for t in topic_ids
+        ]
+        names = unique_names(names[0], names[1], [sizes[t] for t in topic_ids], parent_names)
+        names_of.update(zip(topic_ids, names, strict=True))
         for name, topic_id in zip(names, topic_ids, strict=True):
-            members = members_of[int(topic_id)]
+            members = members_of[topic_id]
             centre = xy[members].mean(axis=0)
             row = central_member(members, xy, unit_vectors)
-            words = keywords_of[int(topic_id)]
+            words = _name_first(name, keywords_of[topic_id])
             topics.append(
                 Topic(
-                    topic_id=int(topic_id),
+                    topic_id=topic_id,
                     depth=depth_index + 1,
-                    parent=parents[int(topic_id)],
+                    parent=parents[topic_id],
                     short_description=name,
                     description=kw.long_description(words, texts[row] if texts is not None else None)
                     if texts is not None
@@ -113,3 +154,37 @@ def name_topics(
                 )
             )
     return topics
+
+
+def _name_first(name: str, keywords: list[str]) -> list[str]:
+    """The keywords, those the name is made of first (a name may be an alternative of the first pick)."""
+    parts = [part.strip().lower() for part in name.split(",")]
+    leading = [keyword for part in parts for keyword in keywords if keyword.lower() == part]
+    return list(dict.fromkeys([*leading, *keywords]))
+
+
+def _depth_names(
+    topic_ids: list[int],
+    keywords_of: dict[int, list[str]],
+    phrases_of: dict[int, list[str]],
+    members_of: dict[int, np.ndarray],
+    xy: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+) -> tuple[list[str], list[list[str]]]:
+    """Each topic's name and the alternatives it takes when a larger topic of its depth has the name."""
+    names, alternatives = [], []
+    for number, topic_id in enumerate(topic_ids, start=1):
+        words = phrases_of.get(topic_id) or keywords_of[topic_id]
+        if words:
+            names.append(kw.short_description(words))
+            alternatives.append(
+                [kw.short_description(words[skip:]) for skip in range(1, min(len(words), 4))]
+                + [kw.short_description(words[:1] + words[skip:]) for skip in range(2, min(len(words), 5))]
+                + [kw.short_description(keywords_of[topic_id])]
+            )
+        else:
+            centre = xy[members_of[topic_id]].mean(axis=0)
+            names.append(f"Topic {number} ({position_name(centre, low, high)})")
+            alternatives.append([])
+    return names, alternatives

@@ -21,10 +21,12 @@ How topics are built (docs/topics_and_duplicates.md has the measured figures):
 4. Rows are refined (a row joins the topic holding most of its similar-graph weight, depth 1
    first, deeper depths among the children of the row's parent); a "fast" row only joins a topic
    it touches on the map.
-5. Names (compute/keywords.py, one call per depth): the two keywords that set a topic apart from
-   its siblings most (class-based TF-IDF) make its short description; eight more are picked in
-   turns across the depth for relevance, co-occurrence and few repeats among cousins. Without
-   texts, "Topic 3 (north-west)" from the topic's number and its position on the map.
+5. Names (compute/topic_names.py, one pass per depth): keywords by class-based TF-IDF against the
+   topic's siblings (compute/keywords.py); when the model that embedded the rows is given
+   (embed_phrases), the name is made of the candidate phrases closest in meaning to the topic and
+   not to its context, picked for diversity, never its parent's name nor a sibling's lead words
+   (compute/topic_phrases.py); otherwise of the first keywords. Without texts, "Topic 3
+   (north-west)" from the topic's number and its position on the map.
 """
 
 from __future__ import annotations
@@ -46,8 +48,15 @@ from atlas_assets.compute.topic_graphs import (
     map_graph,
 )
 from atlas_assets.compute.topic_merges import Leaves, bottom_up, top_down
-from atlas_assets.compute.topic_model import Topic, TopicModel, TopicParams, depth_rule, topic_counts
+from atlas_assets.compute.topic_model import (
+    Topic,
+    TopicModel,
+    TopicParams,
+    depth_rule,
+    topic_counts,
+)
 from atlas_assets.compute.topic_names import central_member, name_topics, unit_rows
+from atlas_assets.compute.topic_phrases import PhraseEmbedder
 
 __all__ = [
     "Topic",
@@ -115,15 +124,18 @@ def build_topics(
     options: TopicParams,
     seed: int = 0,
     vectors: np.ndarray | None = None,
+    embed_phrases: PhraseEmbedder | None = None,
 ) -> TopicModel:
-    """The topic hierarchy of a map (module docstring). texts None: topics named by position."""
+    """The topic hierarchy of a map (module docstring). texts None: topics named by position;
+    embed_phrases (the model that made `vectors`): names from phrases re-ranked by meaning."""
     xy = _check_inputs(graph, xy, texts, vectors)
     n_rows = len(xy)
     if n_rows == 0:
         return TopicModel(np.zeros((0, depth_rule(0)), dtype=np.int32), [])
     levels = cluster_rows(graph, xy, topic_counts(n_rows, depth_rule(n_rows)), options, seed)
     assignments, parents = _renumber(levels)
-    topics = name_topics(assignments, parents, xy, texts, None if vectors is None else np.asarray(vectors))
+    vectors = None if vectors is None else np.asarray(vectors)
+    topics = name_topics(assignments, parents, xy, texts, vectors, embed_phrases)
     return TopicModel(assignments, topics)
 
 

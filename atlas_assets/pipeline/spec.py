@@ -88,6 +88,16 @@ class IndexSpec:
         return float(options.get("duplicate_cutoff", 0.1))
 
     @property
+    def phrase_model(self) -> tuple[bool, str | None]:
+        """(whether topic names can be ranked by meaning, the text model to embed phrases with).
+
+        Phrases must land in the space of the rows' vectors, so only maps whose vectors come from a
+        text model (their own or the reused index's) rank them; maps of images or of the user's
+        own vectors name topics from keywords alone."""
+        embedded_by = self.source_index or self.index
+        return embedded_by.modality == "text", embedded_by.embedding_model
+
+    @property
     def label_field(self) -> str | None:
         """The text that names topics: the topic option's field, else the indexed text field."""
         if self.topic_params is not None and (field := (self.index.topic_model or {}).get("topic_label_field")):

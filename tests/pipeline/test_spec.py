@@ -13,10 +13,11 @@ DUPLICATES = {"tag_duplicates": True, "duplicate_cutoff": 0.1}
 
 
 def _index(name: str = "map", **options) -> IndexRecord:
-    values = {"projection": {}, "topic_model": TOPICS, "duplicate_detection": DUPLICATES, **options}
-    return IndexRecord(
-        id=f"id-{name}", name=name, asset_name=name, indexed_field="text", modality="text", created=utc_now(), **values
-    )
+    values = {
+        "projection": {}, "topic_model": TOPICS, "duplicate_detection": DUPLICATES, "indexed_field": "text",
+        "modality": "text", **options,
+    }
+    return IndexRecord(id=f"id-{name}", name=name, asset_name=name, created=utc_now(), **values)
 
 
 def _spec(index: IndexRecord, *others: IndexRecord) -> IndexSpec:
@@ -73,3 +74,12 @@ def test_keys_and_outputs_name_the_index(atlas_home):
     assert spec.key("topics").to_user_string() == "acme/news/text_map/topics"
     assert spec.outputs.relative_dir == "datasets/acme/news/indices/id-text map"
     assert spec.outputs.read("projection") is None
+
+
+def test_topic_names_are_ranked_by_meaning_with_the_text_model_that_embedded_the_rows():
+    text = _index(embedding_model="all-MiniLM-L6-v2")
+    assert _spec(text).phrase_model == (True, "all-MiniLM-L6-v2")
+    own_vectors = _index("vectors", modality="embedding", indexed_field=None, embedding_model=None)
+    assert _spec(own_vectors).phrase_model[0] is False
+    reusing = _index("again", modality="embedding", reuse_embeddings_from_index="map", embedding_model=None)
+    assert _spec(reusing, text).phrase_model == (True, "all-MiniLM-L6-v2")

@@ -1,5 +1,7 @@
 """`topics`: the topic of every live row at each depth, named from the label field; the topics'
-metadata (names, keywords, sizes, parents) rides along as side data.
+metadata (names, keywords, sizes, parents) rides along as side data. Where the rows' vectors come
+from a text model, names are phrases ranked by meaning with that model (compute/topic_phrases.py);
+otherwise (images, the user's own vectors) the first keywords.
 
 On an update new rows join the existing topics (`topics.assign_new_rows`); the model is built afresh
 on the first build and when a rebuild is asked for (run config `rebuild: true`, see RebuildConfig:
@@ -18,6 +20,7 @@ import pyarrow.compute as pc
 
 from atlas_assets.compute import topics as topics_compute
 from atlas_assets.compute.arrays import positions_of
+from atlas_assets.compute.topic_phrases import PhraseEmbedder
 from atlas_assets.pipeline.assets.common import (
     FOLLOW_UPSTREAM,
     ROW_ID,
@@ -33,6 +36,7 @@ from atlas_assets.pipeline.assets.common import (
 )
 from atlas_assets.pipeline.pictures import map_thumbnail, png_markdown
 from atlas_assets.pipeline.spec import IndexSpec
+from resources.embedder_resource import EmbedderResource
 
 CHECK = "every_row_has_a_topic_at_each_depth"
 
@@ -55,12 +59,15 @@ def topics_asset(spec: IndexSpec) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         config: RebuildConfig,
         store: dg.ResourceParam[DatasetStore],
+        embedder: EmbedderResource,
         neighbour_graph: StageOutput,
         projection: StageOutput,
         embeddings: dict[str, StageOutput],
     ):
         previous = spec.outputs.read("topics")
-        output, metadata = build_topics(store, spec, neighbour_graph, projection, embeddings, previous, config.rebuild)
+        output, metadata = build_topics(
+            store, spec, neighbour_graph, projection, embeddings, previous, config.rebuild, phrase_embedder(spec, embedder)
+        )
         row_ids = output.table[ROW_ID].to_numpy()
         xy = xy_from_output(projection, row_ids)
         codes = output.table["topic_id_depth_1"].to_numpy()
@@ -97,6 +104,7 @@ def build_topics(
     embeddings: Mapping[str, StageOutput],
     previous: StageOutput | None,
     rebuild: bool,
+    embed_phrases: PhraseEmbedder | None = None,
 ) -> tuple[StageOutput, dict]:
     timer = Timer()
     row_ids, graph = graph_from_output(graph_output)
@@ -111,7 +119,9 @@ def build_topics(
         model = topics_compute.assign_new_rows(previous_model, mapping, graph, xy, texts, vectors)
         mode = "new rows joined existing topics"
     else:
-        model = topics_compute.build_topics(graph, xy, texts, spec.topic_params, vectors=vectors)
+        model = topics_compute.build_topics(
+            graph, xy, texts, spec.topic_params, vectors=vectors, embed_phrases=embed_phrases
+        )
         mode = "full"
     depths = model.assignments.shape[1]
     columns: dict[str, pa.Array] = {ROW_ID: pa.array(row_ids, pa.int64())}
@@ -119,8 +129,20 @@ def build_topics(
         columns[f"topic_id_depth_{depth}"] = pa.array(model.assignments[:, depth - 1], pa.int32())
     side = {"depths": depths, "topics": [_topic_dict(topic) for topic in model.topics], "labelled": texts is not None}
     per_depth = {f"topics_at_depth_{d}": sum(1 for t in model.topics if t.depth == d) for d in range(1, depths + 1)}
-    metadata = {"rows": len(row_ids), "depths": depths, "mode": mode, **per_depth, "seconds": timer.seconds}
+    naming = "phrases ranked by meaning" if embed_phrases is not None and texts is not None else "keywords"
+    metadata = {
+        "rows": len(row_ids), "depths": depths, "mode": mode, "names": naming if mode == "full" else "kept",
+        **per_depth, "seconds": timer.seconds,
+    }
     return StageOutput(pa.table(columns), side), metadata
+
+
+def phrase_embedder(spec: IndexSpec, embedder: EmbedderResource) -> PhraseEmbedder | None:
+    """The model that embedded the rows, for phrases (names ranked by meaning), or None (module doc)."""
+    by_meaning, model = spec.phrase_model
+    if not by_meaning or spec.label_field is None:
+        return None
+    return embedder.text_embedder(model).embed_documents
 
 
 def label_texts(store: DatasetStore, spec: IndexSpec, row_ids: np.ndarray) -> list[str] | None:
