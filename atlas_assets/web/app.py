@@ -48,6 +48,7 @@ from starlette.staticfiles import StaticFiles
 
 from atlas_assets.errors import AtlasError
 from atlas_assets.web.auth import presented_token, token_matches
+from atlas_assets.web.field_routes import field_routes
 from atlas_assets.web.source import NO_TOPIC, FieldColumn, MapPoints, MapSource
 
 
@@ -415,6 +416,7 @@ def create_app(
         Route(map_prefix + "/search", search),
         Route(map_prefix + "/tags", tags),
         Route(map_prefix + "/tags/{tag}", tag, methods=["GET", "POST"]),
+        *field_routes(map_prefix, authorised_source, cache_headers),  # charts and table: field_routes.py
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

@@ -178,7 +178,7 @@ def _classify_fields(depths: int, data: pd.DataFrame | None) -> list[FieldInfo]:
 def _field_column(info: FieldInfo, column: pd.Series) -> FieldColumn:
     if info.kind == "numeric":
         if pd.api.types.is_datetime64_any_dtype(column):
-            values = (column.astype("int64") / 1e6).where(column.notna())  # ms since epoch
+            values = pd.Series(epoch_ms(column))  # ms since epoch, whatever the column's unit
         else:
             values = pd.to_numeric(column, errors="coerce")
         array = values.to_numpy(dtype=np.float32, na_value=np.nan)
@@ -198,6 +198,17 @@ def _field_column(info: FieldInfo, column: pd.Series) -> FieldColumn:
         top.append(OTHER_CATEGORY)
         top_counts.append(int(counts.iloc[MAX_CATEGORIES:].sum()))
     return FieldColumn(info.name, "categorical", codes=codes, categories=top, counts=top_counts)
+
+
+def epoch_ms(column: pd.Series) -> np.ndarray:
+    """A datetime column as float64 milliseconds since 1970-01-01 UTC (naive times read as UTC),
+    NaN where missing, whatever its unit (Arrow's timestamp[ms] arrives as datetime64[ms])."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        column = column.dt.tz_convert("UTC").dt.tz_localize(None)
+    values = column.to_numpy(dtype="datetime64[ms]")
+    out = values.astype("int64").astype(np.float64)
+    out[np.isnat(values)] = np.nan
+    return out
 
 
 def _json_value(value: Any) -> Any:

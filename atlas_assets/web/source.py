@@ -116,6 +116,10 @@ class ModelMapSource:
         """The column `name` for every row; KeyError for a field the map does not have."""
         return self._current().field_column(name)
 
+    def table(self) -> Any:
+        """The dataset's fields of every row (pandas, the id field left out), None without fields."""
+        return self._current().data
+
     def datum(self, row: int) -> dict[str, Any]:
         details = self._current().datum(row)
         details["has_image"] = self.modality == "image" and self._image_loader is not None
