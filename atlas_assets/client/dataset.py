@@ -366,7 +366,7 @@ class AtlasDataset:
                 lambda current: current.model_copy(update={"indices": [*current.indices, index]}),
             )
             log.info(f"{record.identifier}: building map {index.name!r} ({index.id})")
-            materialize_indices(record, [index.id], store=self._store)
+            materialize_indices(record, [index.id], store=self._store, trigger="create_index")
         return AtlasProjection(self, index.id)
 
     def update_indices(self, rebuild_topic_models: bool = False) -> None:

@@ -37,10 +37,39 @@ def batches_partitions(record: DatasetRecord) -> dg.DynamicPartitionsDefinition:
 
 
 def build_dataset_definitions(record: DatasetRecord) -> dg.Definitions:
-    """Every asset (with its checks) of one dataset and all of its indices."""
+    """Every asset (with its checks) of one dataset and all of its indices, and the dataset's two
+    jobs, so every run (from Python, the CLI, a sensor or the UI) is named by its dataset and can be
+    re-executed from the UI: `<org>__<slug>__embed_batch` (one batch's raw_data and embeddings) and
+    `<org>__<slug>__build_maps` (graph, map, topics and duplicates of every index)."""
+    names = DatasetNames(record.organisation, record.slug)
     batches = batches_partitions(record)
     assets = [raw_data_asset(record, batches)]
     for index in record.indices:
         spec = IndexSpec.of(record, index)
         assets.extend(STAGE_ASSETS[stage](spec, batches) for stage in spec.enabled_stages)
-    return dg.Definitions(assets=assets)
+    per_batch = [asset.key for asset in assets if asset.partitions_def is not None]
+    over_all = [asset.key for asset in assets if asset.partitions_def is None]
+    jobs = [
+        dg.define_asset_job(
+            names.embed_job, selection=dg.AssetSelection.assets(*per_batch),
+            tags=dataset_tags(record), description=f"Reads and embeds one upload batch of {record.identifier}.",
+        )
+    ]
+    if over_all:
+        jobs.append(
+            dg.define_asset_job(
+                names.build_job, selection=dg.AssetSelection.assets(*over_all), tags=dataset_tags(record),
+                description=f"Builds the maps of {record.identifier}: graph, layout, topics, duplicates.",
+            )
+        )
+    return dg.Definitions(assets=assets, jobs=jobs)
+
+
+DATASET_TAG = "atlas/dataset"
+"""Run tag naming the dataset (`org/slug`): the Runs page filters on it."""
+TRIGGER_TAG = "atlas/trigger"
+"""Run tag saying what started a run: create_index, update_indices, cli, inbox, automation, schedule."""
+
+
+def dataset_tags(record: DatasetRecord) -> dict[str, str]:
+    return {DATASET_TAG: record.identifier}

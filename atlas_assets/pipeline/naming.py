@@ -46,6 +46,16 @@ class DatasetNames:
     def inbox_sensor(self) -> str:
         return f"{self.group}__inbox"
 
+    @property
+    def embed_job(self) -> str:
+        """The job of the per-batch stages (raw_data and every index's embeddings of one batch)."""
+        return f"{self.group}__embed_batch"
+
+    @property
+    def build_job(self) -> str:
+        """The job of the stages over all batches (graph, map, topics, duplicates of every index)."""
+        return f"{self.group}__build_maps"
+
     def stage(self, index_asset_name: str, stage: str) -> dg.AssetKey:
         return dg.AssetKey([*self.prefix, sanitise(index_asset_name), stage])
 

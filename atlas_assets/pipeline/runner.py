@@ -1,8 +1,10 @@
 """Materialise a dataset's asset family in-process against the shared Dagster instance.
 
-This is what `create_index` and `update_indices` do: one run per upload batch whose embeddings are
-missing (raw_data + the embeddings of every index that lacks that batch), then one run of the
-unpartitioned stages. The runs appear in the Dagster UI with full lineage and metadata.
+This is what `create_index` and `update_indices` do: one run of the dataset's `embed_batch` job per
+upload batch whose embeddings are missing (raw_data + the embeddings of every index that lacks that
+batch), then one run of its `build_maps` job over the stages that span all batches. The runs appear
+in the Dagster UI under the dataset's job names, tagged with the dataset and what started them, with
+full lineage and metadata, and can be re-executed from there.
 """
 
 from __future__ import annotations
@@ -17,14 +19,18 @@ import dagster as dg
 
 from atlas_assets.errors import PipelineError
 from atlas_assets.pipeline.assets.common import rebuild_run_config
-from atlas_assets.pipeline.factory import batches_partitions, build_dataset_definitions
+from atlas_assets.pipeline.factory import (
+    TRIGGER_TAG,
+    batches_partitions,
+    build_dataset_definitions,
+)
 from atlas_assets.pipeline.naming import DatasetNames
 from atlas_assets.pipeline.spec import IndexSpec
 from resources.embedder_resource import EmbedderResource
 from resources.instance import get_instance
 from resources.io_manager import ArrowIOManager
-from resources.storage.records import DatasetRecord
 from resources.storage import DatasetStore
+from resources.storage.records import DatasetRecord
 from resources.store import store_resource
 
 log = logging.getLogger(__name__)
@@ -87,13 +93,23 @@ def _missing_embeddings(record: DatasetRecord, specs: Sequence[IndexSpec]) -> di
     return {batch_id: missing[batch_id] for batch_id in batch_ids if batch_id in missing}
 
 
-def _run(assets, selection, resources, instance, partition_key=None, tags=None, run_config=None) -> None:
-    result = dg.materialize(
-        assets,
-        selection=selection,
+def _run(
+    family: dg.Definitions,
+    job_name: str,
+    selection: Sequence[dg.AssetKey],
+    resources: dict[str, object],
+    instance: dg.DagsterInstance,
+    partition_key: str | None = None,
+    tags: dict[str, str] | None = None,
+    run_config: dict | None = None,
+) -> None:
+    """One run of the dataset's job `job_name` (factory.build_dataset_definitions), limited to
+    `selection`: the Runs page names it by its dataset, and the UI can re-execute it."""
+    job = dg.Definitions.merge(family, dg.Definitions(resources=resources)).resolve_job_def(job_name)
+    result = job.execute_in_process(
+        asset_selection=list(selection),
         partition_key=partition_key,
         instance=instance,
-        resources=resources,
         tags={**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
         # Step events stay in the run's event log (and the UI); the terminal gets INFO and up.
         run_config={**(run_config or {}), "loggers": {"console": {"config": {"log_level": "INFO"}}}},
@@ -127,8 +143,11 @@ def materialize_indices(
     store: DatasetStore | None = None,
     rebuild_topic_models: bool = False,
     rebuild_layout: bool = False,
+    trigger: str = "update_indices",
 ) -> None:
-    """Bring the given indices (default: all) of a dataset up to date with its batches and deletions."""
+    """Bring the given indices (default: all) of a dataset up to date with its batches and deletions.
+
+    trigger: what asked for it (create_index, update_indices, ...), kept as a run tag."""
     index_ids = list(index_ids) if index_ids is not None else [index.id for index in record.indices]
     if not index_ids:
         return
@@ -144,7 +163,9 @@ def materialize_indices(
     if new_keys:
         instance.add_dynamic_partitions(batches.name, new_keys)
 
-    assets = list(build_dataset_definitions(record).assets or [])
+    family = build_dataset_definitions(record)
+    assets = list(family.assets or [])
+    tags = {TRIGGER_TAG: trigger}
     resources = default_resources(store)
     specs = [IndexSpec.of(record, index) for index in record.indices if index.id in index_ids]
     for batch_id, missing in _missing_embeddings(record, specs).items():
@@ -155,11 +176,11 @@ def materialize_indices(
             if spec.source_index is not None:
                 selection.append(names.stage(spec.source_index.asset_name, "embeddings"))
             selection.append(spec.key("embeddings"))
-        _run(assets, list(dict.fromkeys(selection)), resources, instance, partition_key=batch_id)
+        _run(family, names.embed_job, list(dict.fromkeys(selection)), resources, instance, batch_id, tags)
 
     downstream = [spec.key(stage) for spec in specs for stage in spec.enabled_stages if stage != "embeddings"]
     rebuilt = {"projection": rebuild_layout, "topics": rebuild_topic_models}
     by_key = {asset.key: asset for asset in assets}
     rebuild = [by_key[key] for key in downstream if rebuilt.get(key.path[-1])]
     log.info(f"{record.identifier}: building {', '.join(key.path[-1] for key in downstream)}")
-    _run(assets, downstream, resources, instance, run_config=rebuild_run_config(rebuild))
+    _run(family, names.build_job, downstream, resources, instance, tags=tags, run_config=rebuild_run_config(rebuild))

@@ -14,6 +14,7 @@ import dagster as dg
 
 from atlas_assets.config import atlas_home
 from atlas_assets.errors import AtlasError
+from atlas_assets.pipeline.factory import TRIGGER_TAG
 from atlas_assets.pipeline.naming import DatasetNames
 from resources.data_files import is_data_file, read_data_file
 from resources.storage.records import DatasetRecord
@@ -87,7 +88,7 @@ def inbox_sensor(record: DatasetRecord, batches: dg.DynamicPartitionsDefinition)
 
     @dg.sensor(
         name=names.inbox_sensor,
-        target=dg.AssetSelection.assets(*target),
+        job_name=names.embed_job,
         minimum_interval_seconds=INBOX_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Ingests CSV, Parquet and JSONL files dropped in inbox/{record.organisation}/{record.slug}/",
@@ -100,7 +101,9 @@ def inbox_sensor(record: DatasetRecord, batches: dg.DynamicPartitionsDefinition)
         new_keys = [batch_id for batch_id in committed if batch_id not in known]
         return dg.SensorResult(
             run_requests=[
-                dg.RunRequest(run_key=batch_id, partition_key=batch_id, asset_selection=target)
+                dg.RunRequest(
+                    run_key=batch_id, partition_key=batch_id, asset_selection=target, tags={TRIGGER_TAG: "inbox"}
+                )
                 for batch_id in new_keys
             ],
             dynamic_partitions_requests=[batches.build_add_request(new_keys)] if new_keys else [],

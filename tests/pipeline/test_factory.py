@@ -128,3 +128,23 @@ def test_small_additions_keep_the_map_large_ones_lay_it_out_afresh(atlas_home, s
     assert _projection_mode(dataset) == "stable update"
     dataset.update_maps(news_frame(shared_data, start=110, rows=60))
     assert _projection_mode(dataset) == "full"
+
+
+def test_runs_are_named_by_their_dataset_and_tagged_with_what_started_them(news_map):
+    from atlas_assets.pipeline.factory import DATASET_TAG, TRIGGER_TAG
+    from resources.instance import get_instance
+
+    runs = get_instance().get_runs(filters=dg.RunsFilter(tags={DATASET_TAG: "tests/ag-news"}))
+    assert {run.job_name for run in runs} == {"tests__ag_news__embed_batch", "tests__ag_news__build_maps"}
+    assert {run.tags[TRIGGER_TAG] for run in runs} == {"create_index"}
+    assert not get_instance().get_runs(filters=dg.RunsFilter(job_name="__ephemeral_asset_job__"))
+
+
+def test_the_dataset_jobs_are_in_the_code_location_so_the_ui_can_re_execute_them(indexed_record):
+    defs = dg.Definitions.merge(build_dataset_definitions(indexed_record), dg.Definitions(resources=default_resources()))
+    embed = defs.resolve_job_def("acme__news__embed_batch")
+    build = defs.resolve_job_def("acme__news__build_maps")
+    assert embed.partitions_def == batches_partitions(indexed_record)
+    assert {key.path[-1] for key in build.asset_layer.executable_asset_keys} == {
+        "neighbour_graph", "projection", "topics", "duplicates"
+    }
