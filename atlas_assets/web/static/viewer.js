@@ -190,6 +190,8 @@
   let grid = null;
   const colour = { field: "topic_depth_1", kind: "categorical", categories: [], counts: [], colors: [], min: 0, max: 1 };
   let dupOnly = false;
+  // visibleMask[i] = 1 when point i is drawn ("Duplicates only" and the charts' filters), null: all are
+  let visibleMask = null, filterMask = null, drawOrder = null, visibleCount = 0;
 
   function buildGrid() {
     const [x0, y0, x1, y1] = viewer.meta.bounds;
@@ -224,7 +226,7 @@
         const c = cy * size + cx;
         for (let k = start[c]; k < start[c + 1]; k++) {
           const i = items[k];
-          if (dupOnly && !(flags[i] & 1)) continue;
+          if (visibleMask && !visibleMask[i]) continue;
           const dx = xs[i] - dataX, dy = ys[i] - dataY, d = dx * dx + dy * dy;
           if (d <= bestD) { bestD = d; best = i; }
         }
@@ -325,9 +327,12 @@
     gl.uniform1f(loc.u_anyHl, anyHighlight ? 1 : 0);
     gl.uniform1f(loc.u_pass, 0);
     detail.partial = false;
-    if (dupOnly && uintIndices) {
+    if (visibleMask && uintIndices) {
+      // the visible rows in a random order: while moving, a prefix of them is a uniform sample
       bindSet("full");
-      drawIndices("duplicates", indexBuffers.duplicatesCount);
+      const moving = !full && detail.moving && detail.budget < visibleCount;
+      drawIndices("visible", moving ? detail.budget : visibleCount);
+      detail.partial = moving;
     } else if (!full && detail.moving && lodRows.length && detail.budget < n) {
       bindSet("lod");
       gl.drawArrays(gl.POINTS, 0, Math.min(detail.budget, lodRows.length));
@@ -372,51 +377,21 @@
     viewer.frames++;
     ctx.setTransform(view.dpr, 0, 0, view.dpr, 0, 0);
     ctx.clearRect(0, 0, view.width, view.height);
-    drawLabels();
+    drawLayers();
     drawHover();
     drawSelectionShape();
   }
 
-  // Labels: one depth at a time (deeper as you zoom in), biggest topics first, never overlapping.
-  const labelWidths = new Map();
-  function labelDepth() {
-    const depths = viewer.meta ? viewer.meta.depths : 0;
-    if (!depths) return 0;
-    const zoom = view.scale / view.fitScale;
-    const depth = zoom < 2.5 ? 1 : zoom < 8 ? 2 : 3;
-    return Math.min(depth, depths);
-  }
-  viewer.labelDepth = labelDepth;
-  viewer.placedLabels = [];
-  function drawLabels() {
-    const depth = labelDepth();
-    const placed = [];
-    viewer.placedLabels = placed;
-    if (!depth) return;
-    const candidates = topicsByDepth[depth] || [];
-    const maxSize = candidates.length ? candidates[0].size : 1;
-    for (const topic of candidates) {
-      if (placed.length >= 80) break;
-      const [sx, sy] = toScreen(topic.x, topic.y);
-      if (sx < -50 || sy < -20 || sx > view.width + 50 || sy > view.height + 20) continue;
-      const fontSize = Math.round(11 + 5 * Math.sqrt(topic.size / maxSize)) + (depth === 1 ? 1 : 0);
-      const font = (depth === 1 ? "600 " : "500 ") + fontSize + "px 'DejaVu Sans', sans-serif";
-      const key = font + "|" + topic.label;
-      let width = labelWidths.get(key);
-      if (width === undefined) { ctx.font = font; width = ctx.measureText(topic.label).width; labelWidths.set(key, width); }
-      const box = { x0: sx - width / 2 - 4, y0: sy - fontSize / 2 - 3, x1: sx + width / 2 + 4, y1: sy + fontSize / 2 + 3 };
-      if (box.x0 < 0 || box.y0 < 0 || box.x1 > view.width || box.y1 > view.height) continue;
-      if (placed.some((p) => box.x0 < p.x1 && box.x1 > p.x0 && box.y0 < p.y1 && box.y1 > p.y0)) continue;
-      box.label = topic.label; box.depth = depth;
-      placed.push(box);
-      ctx.font = font;
-      ctx.textAlign = "center"; ctx.textBaseline = "middle";
-      ctx.lineJoin = "round"; ctx.lineWidth = 4; ctx.strokeStyle = "rgba(255,255,255,0.92)";
-      ctx.strokeText(topic.label, sx, sy);
-      ctx.fillStyle = "#1d2125";
-      ctx.fillText(topic.label, sx, sy);
+  // Overlay layers drawn under the hover ring and the selection outline, in order (density.js,
+  // labels.js register theirs through viewer.ext.addLayer)
+  const overlayLayers = [];
+  function drawLayers() {
+    for (const layer of overlayLayers) {
+      try { layer.draw(ctx, view); } catch (error) { console.error(error); }
     }
   }
+  viewer.labelDepth = () => 0;
+  viewer.placedLabels = [];
   function drawHover() {
     const row = viewer.hoveredRow;
     if (row < 0) return;
@@ -463,6 +438,24 @@
       colours[i] = v !== v ? GREY : lut[Math.min(255, Math.max(0, Math.floor(((v - min) / span) * 255)))];
     }
   }
+  // field columns (fetched once each; shared by colouring, labels and charts): the header plus
+  // `codes` (Uint16Array) or `values` (Float32Array)
+  const fieldColumns = new Map();
+  function fieldColumn(name) {
+    if (!fieldColumns.has(name)) {
+      const promise = api("/field/" + encodeURIComponent(name)).then((r) => r.arrayBuffer()).then((buffer) => {
+        const length = new DataView(buffer).getUint32(0, true);
+        const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, length)));
+        const offset = 4 + length + ((4 - ((4 + length) % 4)) % 4);
+        if (header.kind === "categorical") header.codes = new Uint16Array(buffer, offset, n);
+        else header.values = new Float32Array(buffer, offset, n);
+        return header;
+      });
+      promise.catch(() => fieldColumns.delete(name));
+      fieldColumns.set(name, promise);
+    }
+    return fieldColumns.get(name);
+  }
   async function colourBy(name) {
     let column, codes = null, values = null;
     if (name === "topic_depth_1" && viewer.meta.depths >= 1) {
@@ -470,14 +463,9 @@
       column = { kind: "categorical", categories, counts };
       codes = topics;
     } else {
-      const response = await api("/field/" + encodeURIComponent(name));
-      const buffer = await response.arrayBuffer();
-      const length = new DataView(buffer).getUint32(0, true);
-      const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, length)));
-      const offset = 4 + length + ((4 - ((4 + length) % 4)) % 4);
-      if (header.kind === "categorical") codes = new Uint16Array(buffer, offset, n);
-      else values = new Float32Array(buffer, offset, n);
-      column = header;
+      column = await fieldColumn(name);
+      codes = column.codes || null;
+      values = column.values || null;
     }
     colour.field = name;
     colour.kind = column.kind;
@@ -548,11 +536,31 @@
     attribute("a_hl", highlight);
     requestRender();
   }
+  function updateVisibility() {
+    if (!dupOnly && !filterMask) {
+      visibleMask = null; visibleCount = n;
+    } else {
+      visibleMask = visibleMask || new Uint8Array(n);
+      visibleCount = 0;
+      for (let i = 0; i < n; i++) {
+        const on = (!dupOnly || (flags[i] & 1)) && (!filterMask || filterMask[i]) ? 1 : 0;
+        visibleMask[i] = on; visibleCount += on;
+      }
+      const rows = new Uint32Array(visibleCount);
+      const order = drawOrder || (drawOrder = shuffledRows(n));
+      for (let k = 0, j = 0; k < n; k++) { const i = order[k]; if (visibleMask[i]) rows[j++] = i; }
+      setIndices("visible", rows);
+    }
+    viewer.visibleCount = visibleCount;
+    rebuildLit();
+    requestRender();
+    emit("visibility");
+  }
   function rebuildLit() {
     let count = 0;
-    for (let i = 0; i < n; i++) if (highlight[i] && (!dupOnly || flags[i] & 1)) count++;
+    for (let i = 0; i < n; i++) if (highlight[i] && (!visibleMask || visibleMask[i])) count++;
     litRows = new Uint32Array(count);
-    for (let i = 0, k = 0; i < n; i++) if (highlight[i] && (!dupOnly || flags[i] & 1)) litRows[k++] = i;
+    for (let i = 0, k = 0; i < n; i++) if (highlight[i] && (!visibleMask || visibleMask[i])) litRows[k++] = i;
     anyHighlight = false;
     for (let i = 0; i < n; i++) { if (highlight[i]) { anyHighlight = true; break; } }
     setIndices("lit", litRows);
@@ -736,7 +744,7 @@
     for (let i = 0; i < n; i++) {
       const x = xs[i], y = ys[i];
       if (x < minX || x > maxX || y < minY || y > maxY) continue;
-      if (dupOnly && !(flags[i] & 1)) continue;
+      if (visibleMask && !visibleMask[i]) continue;
       let inside = false;
       for (let a = 0, b = m - 1; a < m; b = a++) {
         const ya = polygon[a][1], yb = polygon[b][1];
@@ -770,6 +778,7 @@
       : "No points selected. Use Box select or Lasso.";
     $("tag-save").disabled = $("tag-remove").disabled = rows.length === 0;
     setStatus(rows.length ? fmt(rows.length) + " points selected" : "Selection cleared");
+    emit("selection");
   }
   viewer.select = (rows) => select(Uint32Array.from(rows));
 
@@ -806,12 +815,14 @@
       fetchDatum(row).then((d) => { excerpt.textContent = excerptOf(d).slice(0, 200); }).catch(() => {});
     }
     viewer.searchDone = (viewer.searchDone || 0) + 1;
+    emit("search");
   }
   function clearSearch() {
     viewer.searchRows = new Uint32Array(0);
     setHighlightBit(HL_SEARCH, viewer.searchRows);
     $("results").textContent = "";
     setStatus("Search cleared");
+    emit("search");
   }
   function focusRow(row) {
     animateTo(xs[row], ys[row], Math.max(view.scale, view.fitScale * 6), false);
@@ -872,7 +883,7 @@
   $("color-by").addEventListener("change", (event) => colourBy(event.target.value).catch((e) => setStatus(e.message)));
   $("duplicates-only").addEventListener("change", (event) => {
     dupOnly = event.target.checked;
-    rebuildLit();
+    updateVisibility();
     setStatus(dupOnly ? "Showing only the " + fmt(viewer.meta.duplicates.duplicates) + " points with duplicates" : "Showing every point");
     requestRender();
   });
@@ -911,6 +922,21 @@
     }
   });
 
+  // ---- extension surface (labels.js, density.js, charts.js, table.js) ---------------------------------------
+  const listeners = {};
+  function emit(name) { for (const fn of listeners[name] || []) { try { fn(); } catch (error) { console.error(error); } } }
+  viewer.ext = {
+    get n() { return n; }, get xs() { return xs; }, get ys() { return ys; }, get topics() { return topics; },
+    get flags() { return flags; }, get visibleMask() { return visibleMask; }, get moving() { return detail.moving || target.active; },
+    get fitScale() { return view.fitScale; }, view, topicsByDepth,
+    api, apiBase, withVersion, authHeaders, setStatus, fmt, fieldColumn, toScreen, toData, focusRow, showDetails,
+    on(name, fn) { (listeners[name] = listeners[name] || []).push(fn); if (name === "ready" && viewer.ready) fn(); },
+    addLayer(order, draw) { overlayLayers.push({ order, draw }); overlayLayers.sort((a, b) => a.order - b.order); requestRender(false); },
+    redrawOverlay() { requestRender(false); },
+    setFilter(mask) { filterMask = mask; updateVisibility(); },
+    select: (rows) => select(rows),
+  };
+
   // ---- test and benchmark hooks -------------------------------------------------------------------------------
   viewer.screenPosition = (row) => {
     const rect = overlay.getBoundingClientRect();
@@ -920,7 +946,7 @@
   viewer.view = view;
   viewer._drawPoints = drawPoints;
   viewer._detail = detail;
-  viewer._drawOverlay = () => { ctx.clearRect(0, 0, view.width, view.height); drawLabels(); drawHover(); drawSelectionShape(); };
+  viewer._drawOverlay = () => { ctx.clearRect(0, 0, view.width, view.height); drawLayers(); drawHover(); drawSelectionShape(); };
   viewer.nonBackgroundPixels = () => {
     drawPoints(true);
     const w = glCanvas.width, h = glCanvas.height;
@@ -1010,7 +1036,9 @@
     viewer.timings.firstFrame = performance.now() - t0;
     $("loading").hidden = true;
     viewer.ready = true;
+    viewer.visibleCount = visibleCount = n;
     setStatus(fmt(n) + " points, " + (topicsByDepth[1] || []).length + " topics");
+    emit("ready");
     refreshTags();
   }
   new ResizeObserver(() => resize()).observe($("map"));
