@@ -1,7 +1,8 @@
 """The Dagster code location: every dataset's asset family, read from the store's registry.
 
 Loaded by `dagster dev -w workspace.yaml`, `dagster-daemon` and the webserver; a new dataset shows up
-after a code-location reload (the daemon reloads every 60 s), new batches need no reload.
+after a code-location reload (`atlas ui` asks the webserver for one when the registry changes; the
+daemon reloads every 60 s), new batches need no reload.
 """
 
 import dagster as dg
@@ -20,11 +21,8 @@ def defs() -> dg.Definitions:
     records = DatasetStore().list_datasets()
     families = [build_dataset_definitions(record) for record in records]
     sensors: list[dg.SensorDefinition] = [inbox_sensor(r, batches_partitions(r)) for r in records]
-    schedules = []
-    if families:
-        sensors.append(automation_sensor())
-        topics = [asset for family in families for asset in family.assets or [] if asset.key.path[-1] == "topics"]
-        if topics:
-            schedules.append(nightly_topic_rebuild(topics))
-    automation = dg.Definitions(sensors=sensors, schedules=schedules, resources=default_resources())
+    # The automation sensor and the nightly schedule exist from the first load, datasets or not.
+    sensors.append(automation_sensor())
+    topics = [asset for family in families for asset in family.assets or [] if asset.key.path[-1] == "topics"]
+    automation = dg.Definitions(sensors=sensors, schedules=[nightly_topic_rebuild(topics)], resources=default_resources())
     return dg.Definitions.merge(*families, automation)

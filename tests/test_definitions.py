@@ -9,11 +9,17 @@ def _load() -> dg.Definitions:
     return defs() if callable(defs) else defs
 
 
-def test_an_empty_store_loads_an_empty_code_location(atlas_home):
+def test_an_empty_store_loads_an_empty_code_location_with_its_automation_already_on(atlas_home):
     loaded = _load()
     dg.Definitions.validate_loadable(loaded)
     assert not list(loaded.assets or [])
     assert (atlas_home / "dagster" / "dagster.yaml").exists()
+    assert {sensor.name for sensor in loaded.sensors} == {"atlas_automation"}
+    (schedule,) = loaded.schedules
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    with dg.instance_for_test() as instance:
+        tick = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, repository_def=loaded.get_repository_def()))
+    assert not tick.run_requests and "no map has topics yet" in tick.skip_message
 
 
 def test_a_store_with_a_map_loads_its_family_sensors_and_schedule(news_map):
