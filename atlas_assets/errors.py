@@ -1,6 +1,10 @@
 """One error hierarchy for everything a user can trigger.
 
 Every message says what was wrong and how to fix it. Catch `AtlasError` to catch them all.
+
+Where the `nomic` client raises `ValueError` (a bad identifier, bad data for add_data, an unknown map
+for get_map, a topic depth out of range, an unknown model...), the error here is also a `ValueError`,
+so Atlas code written as `except ValueError:` keeps working.
 """
 
 from __future__ import annotations
@@ -17,15 +21,15 @@ class ConfigurationError(AtlasError):
     """The environment or configuration (ATLAS_HOME, models, storage) is unusable."""
 
 
-class DatasetNotFoundError(AtlasError):
+class DatasetNotFoundError(AtlasError, ValueError):
     """No dataset with the given identifier or id exists."""
 
 
-class InvalidIdentifierError(AtlasError):
+class InvalidIdentifierError(AtlasError, ValueError):
     """A dataset, organisation or index name cannot be used."""
 
 
-class InvalidDataError(AtlasError):
+class InvalidDataError(AtlasError, ValueError):
     """Data handed to add_data (or dropped in the inbox) breaks a rule: schema, ids, types."""
 
 
@@ -45,19 +49,19 @@ class InvalidImageError(InvalidDataError):
     """An image blob cannot be read or decoded."""
 
 
-class UnknownIdsError(AtlasError):
+class UnknownIdsError(AtlasError, ValueError):
     """Ids asked for do not exist in the dataset."""
 
 
-class InvalidOptionError(AtlasError):
+class InvalidOptionError(AtlasError, ValueError):
     """An option of create_index / a projection, topic, duplicate or embedding option is invalid."""
 
 
-class ModelError(AtlasError):
+class ModelError(AtlasError, ValueError):
     """An embedding model cannot be found, downloaded, verified or run."""
 
 
-class IndexNotFoundError(AtlasError):
+class IndexNotFoundError(AtlasError, ValueError):
     """No index or map matches the request."""
 
 
