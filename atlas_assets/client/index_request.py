@@ -1,9 +1,10 @@
 """`IndexRequest`: `create_index`'s arguments, validated once, then resolved against the dataset.
 
 The model checks what can be checked alone (option types and ranges, the modality's spelling); the
-dataset-dependent checks (fields exist and are text, the model exists, the reused index exists, the
-name is free) run in `resolve`. Everything is checked before the record is written, so a bad call
-changes nothing.
+dataset-dependent checks (fields exist and are text, the model exists and is installed or can be
+installed now, the reused index exists, the name is free) run in `resolve`. Everything is checked
+before the record is written, so a bad call changes nothing: a Nomic model name on an offline machine
+(`nomic-embed-text-v1.5` needs the hub) fails here, naming the models that work offline.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from atlas_assets.client.options import (
     coerce_option,
 )
 from atlas_assets.errors import InvalidOptionError
-from resources.model_store import resolve_model
+from resources.model_store import LocalFolderSource, install_model, resolve_model
 from atlas_assets.pipeline.naming import sanitise
 from resources.storage.records import DatasetRecord, IndexRecord, utc_now
 
@@ -120,7 +121,7 @@ class IndexRequest(BaseModel):
             modality=modality,
             embedding_model=source.embedding_model if source else self._model_name(modality),
             reuse_embeddings_from_index=source.id if source else None,
-            projection=self.projection.model_dump() if self.projection is not None else None,
+            projection=self.projection.layout_settings() if self.projection is not None else None,
             topic_model=topics.model_dump() if topics is not None else None,
             duplicate_detection=self.duplicate_detection.model_dump() if self.duplicate_detection is not None else None,
             created=utc_now(),
@@ -143,7 +144,11 @@ class IndexRequest(BaseModel):
             return None
         options = self.embedding_model or NomicEmbedOptions()
         # An unknown model -> ModelError listing the available ones; a model of the wrong kind too.
-        return resolve_model(options.model, kind="image" if modality == "image" else "text").name
+        spec = resolve_model(options.model, kind="image" if modality == "image" else "text")
+        # Installed now (once per machine), so a model that cannot be had (a hub model offline) fails
+        # before the index is registered, not inside the run.
+        install_model(spec.source.path if isinstance(spec.source, LocalFolderSource) else spec.name)
+        return spec.name
 
     def _source_index(self, record: DatasetRecord, modality: str) -> IndexRecord | None:
         wanted = self.reuse_embeddings_from_index

@@ -2,10 +2,17 @@
 
 Each `create_index` option takes a bool, a dict or one of these models; `coerce_option` turns any of
 them into the model (or None when switched off) and turns pydantic's errors into `InvalidOptionError`.
+
+As in the `nomic` client (whose pydantic models ignore fields they do not know), a field that is not
+one of the model's is ignored, but here with a warning that names the valid fields; a value out of
+range is an error naming the field. `ProjectionOptions` is the newest client's name of
+`NomicProjectOptions` (3.1.3); both are accepted everywhere, and `model="umap"` (newest client) is
+the UMAP-faithful layout, `nomic-project-v1`.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -13,10 +20,28 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from atlas_assets.errors import InvalidOptionError
 
 DEFAULT_EMBEDDING_MODEL = "NomicEmbed"
+# Layout models: the newest nomic client's "umap" is nomic-project-v1 here (the UMAP-faithful layout).
+LAYOUT_MODEL_ALIASES = {"umap": "nomic-project-v1"}
 
 
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_unknown_fields(cls, values: Any) -> Any:
+        """Unknown fields are dropped with a warning (nomic's models ignore them silently)."""
+        if not isinstance(values, dict):
+            return values
+        unknown = [name for name in values if name not in cls.model_fields]
+        if unknown:
+            warnings.warn(
+                f"{cls.__name__} ignores {', '.join(repr(name) for name in unknown)} (as the nomic client "
+                f"does); valid fields: {', '.join(cls.model_fields)}",
+                stacklevel=6,
+            )
+            values = {name: value for name, value in values.items() if name in cls.model_fields}
+        return values
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -64,11 +89,28 @@ class NomicProjectOptions(_Options):
 
     n_neighbors: int | None = Field(default=None, ge=2, le=200)
     n_epochs: int | None = Field(default=None, ge=1, le=10_000)
-    model: Literal["nomic-project-v1", "nomic-project-v2"] | None = None
+    model: Literal["nomic-project-v1", "nomic-project-v2", "umap"] | None = None
     local_neighborhood_size: int | None = Field(default=None, ge=1, le=200)
     spread: float | None = Field(default=None, gt=0.0, le=100.0)
     rho: float | None = Field(default=None, ge=0.0, le=10.0)
     min_dist: float | None = Field(default=None, ge=0.0, le=10.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _v2_knobs_only_for_v2(cls, values: Any) -> Any:
+        """local_neighborhood_size and rho apply to nomic-project-v2 only: nomic ignores them for the
+        other models, and so does this (with a warning)."""
+        if not isinstance(values, dict) or values.get("model") in (None, "nomic-project-v2"):
+            return values
+        ignored = [name for name in ("local_neighborhood_size", "rho") if values.get(name) is not None]
+        if ignored:
+            warnings.warn(
+                f"{' and '.join(ignored)} only appl{'y' if len(ignored) > 1 else 'ies'} to "
+                f"model='nomic-project-v2'; ignored for model={values['model']!r}",
+                stacklevel=6,
+            )
+            values = {name: value for name, value in values.items() if name not in ignored}
+        return values
 
     @model_validator(mode="after")
     def _min_dist_within_spread(self) -> "NomicProjectOptions":
@@ -78,6 +120,16 @@ class NomicProjectOptions(_Options):
                 "lower min_dist or raise spread"
             )
         return self
+
+    def layout_settings(self) -> dict[str, Any]:
+        """The options as the index record keeps them (the layout's own model names)."""
+        values = self.model_dump()
+        values["model"] = LAYOUT_MODEL_ALIASES.get(values["model"], values["model"])
+        return values
+
+
+class ProjectionOptions(NomicProjectOptions):
+    """The newest `nomic` client's name of NomicProjectOptions (same fields; `model="umap"` too)."""
 
 
 class NomicEmbedOptions(_Options):
@@ -93,6 +145,8 @@ def coerce_option(
     value: bool | dict[str, Any] | OptionModel | None, model: type[OptionModel], option_name: str
 ) -> OptionModel | None:
     """Turn a create_index option given as bool, dict or model into the model, or None when off."""
+    if value is None and model is NomicProjectOptions:
+        return model()  # the newest nomic client's default: projection=None means "the usual layout"
     if value is None or value is False:
         return None
     if value is True:
