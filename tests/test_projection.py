@@ -94,7 +94,8 @@ def test_search_rejects_bad_requests(news_map):
 
 def test_topics_can_be_searched_by_meaning(news_map):
     results = news_map.topics.vector_search_topics(["stock markets and oil prices"], k=3, depth=1)
-    assert len(results) == 1 and 1 <= len(results[0]) <= 3
+    (posterior,) = results["topics"]
+    assert 1 <= len(posterior) <= 3 and sum(posterior.values()) == pytest.approx(1.0)
 
 
 def test_tags_written_from_python_persist(news_map):

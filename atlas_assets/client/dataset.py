@@ -15,12 +15,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 import logging
+import warnings
 from typing import Any
 
 import pyarrow as pa
 
 from atlas_assets import config
 from atlas_assets.client.index_request import IndexRequest
+from atlas_assets.client.indices import AtlasIndex, arrow_embeddings, dataset_meta, forget_index, remove_index
 from atlas_assets.client.map import AtlasProjection
 from atlas_assets.client.options import (
     NomicDuplicatesOptions,
@@ -34,7 +36,7 @@ from atlas_assets.pipeline.factory import batches_partitions
 from atlas_assets.pipeline.runner import materialize_indices
 from resources.index_outputs import IndexOutputs
 from resources.instance import get_instance
-from resources.storage.records import DatasetRecord, IndexRecord, normalise_slug
+from resources.storage.records import DatasetRecord, normalise_slug
 from resources.storage import DatasetStore
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ class AtlasDataset:
         unique_id_field: str | None = None,
         is_public: bool = True,
         dataset_id: str | None = None,
+        organization_name: str | None = None,
         *,
         store: DatasetStore | None = None,
     ) -> None:
@@ -92,8 +95,14 @@ class AtlasDataset:
         generated ids (field `id_`, as the nomic client's default id field, holding the decimal row
         number as a string, never reused). When loading, unique_id_field=None means "whatever it
         has"; a different name than the stored one is an error.
+
+        organization_name (the nomic 2.x way to name the organisation; nomic 3.x refuses it) is
+        accepted with a DeprecationWarning: `AtlasDataset("name", organization_name="org")` is
+        `AtlasDataset("org/name")`.
         """
         self._store = store if store is not None else DatasetStore()
+        if organization_name is not None:
+            identifier = _with_organisation(identifier, organization_name)
         if identifier is None and dataset_id is None:
             raise InvalidIdentifierError(
                 "AtlasDataset needs an identifier ('org/name' or 'name') or a dataset_id"
@@ -210,8 +219,26 @@ class AtlasDataset:
     def is_accepting_data(self) -> bool:
         return not self.is_locked
 
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The dataset as the nomic client's `meta` dict (id, project_name, slug, organization_slug,
+        unique_id_field, modality, total_datums_in_project, atlas_indices, ...), read now."""
+        return dataset_meta(self._record(), self.is_locked)
+
+    def _latest_dataset_state(self) -> AtlasDataset:
+        """The nomic client refreshes its cached `meta` with this; here nothing is cached."""
+        return self
+
     def __repr__(self) -> str:
-        return f"AtlasDataset({self.identifier!r}, id={self._id!r})"
+        record = self._record()
+        return (
+            f"AtlasDataset({self.identifier!r}, id={self._id!r}, modality={record.modality!r}, "
+            f"total_datums={record.total_datums}, maps={[index.name for index in record.indices]})"
+        )
+
+    def __str__(self) -> str:
+        """As in nomic: one line per map, `name: link`."""
+        return "\n".join(str(projection) for projection in self.projections)
 
     @contextmanager
     def wait_for_dataset_lock(self, timeout: float | None = DEFAULT_LOCK_TIMEOUT) -> Iterator[AtlasDataset]:
@@ -236,6 +263,9 @@ class AtlasDataset:
         shown from PROGRESS_BAR_MIN_ROWS rows on, or `pbar.update(n)` is called when given.
         """
         self._record()  # a deleted dataset is an error before any work
+        if embeddings is None and isinstance(data, pa.Table) and "_embeddings" in data.column_names:
+            # nomic's own upload path: the vectors travel as an `_embeddings` list column.
+            embeddings, data = arrow_embeddings(data.column("_embeddings")), data.drop_columns(["_embeddings"])
         if data is None:
             chunks = None
             total = len(embeddings) if embeddings is not None else len(blobs) if blobs is not None else 0
@@ -303,14 +333,29 @@ class AtlasDataset:
     # ------------------------------------------------------------------------------ indices
 
     @property
-    def indices(self) -> list[IndexRecord]:
-        """Every index of the dataset (id, name, indexed field, modality, model, options)."""
-        return list(self._record().indices)
+    def indices(self) -> list[AtlasIndex]:
+        """Every index of the dataset (id, name, indexed_field, projections; modality, model, options)."""
+        return [AtlasIndex(self, index) for index in self._record().indices]
+
+    @property
+    def projections(self) -> list[AtlasProjection]:
+        """Every map of every index (one per index here)."""
+        return [AtlasProjection(self, index.id) for index in self._record().indices]
 
     @property
     def maps(self) -> list[AtlasProjection]:
         """One map (projection) per index."""
-        return [AtlasProjection(self, index.id) for index in self._record().indices]
+        return self.projections
+
+    def delete_index(self, name: str | None = None, atlas_index_id: str | None = None) -> None:
+        """Delete one map (by name or index id) with its outputs and tags; the data stays.
+
+        Not in the nomic client (Atlas deletes maps in its web page). An index whose embeddings
+        another one reuses must be deleted after that one.
+        """
+        if (name is None) == (atlas_index_id is None):
+            raise InvalidIdentifierError("delete_index needs exactly one of name= or atlas_index_id=")
+        remove_index(self, atlas_index_id or name, INDEXING_LOCK_TIMEOUT)  # type: ignore[arg-type]
 
     def get_map(
         self, name: str | None = None, atlas_index_id: str | None = None, projection_id: str | None = None
@@ -341,13 +386,18 @@ class AtlasDataset:
         name: str | None = None,
         indexed_field: str | None = None,
         modality: str | None = None,
-        projection: bool | dict | NomicProjectOptions = True,
+        projection: bool | dict | NomicProjectOptions | None = None,
         topic_model: bool | dict | NomicTopicOptions = True,
         duplicate_detection: bool | dict | NomicDuplicatesOptions = True,
         embedding_model: str | dict | NomicEmbedOptions | None = None,
         reuse_embeddings_from_index: str | None = None,
     ) -> AtlasProjection:
-        """Register an index and materialise its assets (embeddings, graph, map, topics, duplicates)."""
+        """Register an index and materialise its assets (embeddings, graph, map, topics, duplicates).
+
+        Everything is checked first (options, fields, the model installed or installable now); a
+        build that fails after the index was registered unregisters it again, so a failed call
+        leaves no dead map behind. `projection=None` (the newest client's default) is the usual layout.
+        """
         request = IndexRequest(
             name=name,
             indexed_field=indexed_field,
@@ -366,7 +416,11 @@ class AtlasDataset:
                 lambda current: current.model_copy(update={"indices": [*current.indices, index]}),
             )
             log.info(f"{record.identifier}: building map {index.name!r} ({index.id})")
-            materialize_indices(record, [index.id], store=self._store, trigger="create_index")
+            try:
+                materialize_indices(record, [index.id], store=self._store, trigger="create_index")
+            except BaseException:
+                forget_index(self, index.id)
+                raise
         return AtlasProjection(self, index.id)
 
     def update_indices(self, rebuild_topic_models: bool = False) -> None:
@@ -380,6 +434,24 @@ class AtlasDataset:
         """add_data, then update_indices (num_workers is accepted for Atlas compatibility)."""
         self.add_data(data, embeddings=embeddings)
         self.update_indices()
+
+
+def _with_organisation(identifier: str | None, organisation: str) -> str | None:
+    """`name` + organization_name -> `organisation/name` (the nomic 2.x spelling), with a warning."""
+    warnings.warn(
+        "organization_name is the nomic 2.x spelling (nomic 3.x refuses it); identify the dataset as "
+        "'organization/name' instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if identifier is None or "/" not in identifier:
+        return f"{organisation}/{identifier}" if identifier is not None else None
+    given = identifier.split("/", 1)[0]
+    if normalise_slug(given) != normalise_slug(organisation):
+        raise InvalidIdentifierError(
+            f"identifier {identifier!r} names organisation {given!r} but organization_name is {organisation!r}; pass one"
+        )
+    return identifier
 
 
 def _id_list(ids: Any) -> list[Any]:
