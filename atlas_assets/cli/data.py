@@ -140,6 +140,8 @@ def _status(args: argparse.Namespace) -> int:
 
 def _delete(args: argparse.Namespace) -> int:
     dataset = existing_dataset(args.dataset)
+    if args.map is not None:
+        return _delete_map(dataset, args.map, args.yes)
     if not args.yes:
         if not sys.stdin.isatty():
             raise InvalidOptionError(f"deleting {dataset.identifier} needs confirmation: pass --yes")
@@ -153,6 +155,21 @@ def _delete(args: argparse.Namespace) -> int:
     batches = len(dataset._record().batches)
     dataset.delete()
     print(f"deleted {dataset.identifier} (and its {batches} Dagster partition(s))")
+    return 0
+
+
+def _delete_map(dataset: Any, name: str, yes: bool) -> int:
+    """`atlas delete DATASET --map NAME`: one map (its outputs and tags) goes, the data stays."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidOptionError(f"deleting map {name!r} of {dataset.identifier} needs confirmation: pass --yes")
+        answer = input(f"delete map {name!r} of {dataset.identifier} (the data stays)? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    dataset.delete_index(name=name)
+    left = ", ".join(repr(index.name) for index in dataset.indices) or "none"
+    print(f"deleted map {name!r} of {dataset.identifier}; maps left: {left}")
     return 0
 
 
@@ -180,9 +197,11 @@ def add_data_commands(commands: Any) -> None:
 
     delete = commands.add_parser(
         "delete",
-        help="delete a dataset, its maps and its Dagster partitions",
-        description="Delete a dataset and everything stored for it. Asks first unless --yes.",
+        help="delete a dataset, its maps and its Dagster partitions (or, with --map, one map)",
+        description="Delete a dataset and everything stored for it, or only one of its maps (--map). "
+        "Asks first unless --yes.",
     )
     delete.add_argument("dataset", help="dataset identifier, 'org/name' or 'name'")
+    delete.add_argument("--map", default=None, help="delete only this map (name or id); the data stays")
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(handler=_delete)

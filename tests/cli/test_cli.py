@@ -145,6 +145,10 @@ def test_ingest_index_update_export_and_delete_from_the_command_line(atlas_home,
     assert index.topic_model is None and index.duplicate_detection is None
     assert index.projection["n_neighbors"] == 10
 
+    assert main(["delete", "acme/news", "--map", "news", "--yes"]) == 0  # one map goes, the data stays
+    assert "deleted map 'news' of acme/news; maps left: none" in capsys.readouterr().out
+    assert AtlasDataset("acme/news").indices == [] and AtlasDataset("acme/news").total_datums == 88
+
     assert main(["delete", "acme/news", "--yes"]) == 0
     assert not (atlas_home / "datasets" / "acme" / "news").exists()
 
