@@ -33,6 +33,7 @@ from atlas_assets.client.options import (
 from atlas_assets.compute import tables
 from atlas_assets.errors import DatasetNotFoundError, IndexNotFoundError, InvalidDataError, InvalidIdentifierError
 from atlas_assets.pipeline.factory import batches_partitions
+from atlas_assets.pipeline.deletions import report_deletions
 from atlas_assets.pipeline.runner import materialize_indices
 from resources.index_outputs import IndexOutputs
 from resources.instance import get_instance
@@ -316,6 +317,8 @@ class AtlasDataset:
             raise InvalidDataError("delete_data takes a list of ids, not a single string")
         self._record()
         self._store.delete_ids(self._organisation, self._slug, _id_list(ids))
+        # Dagster learns of it at once: the maps show as stale and the automation rebuilds them.
+        report_deletions(get_instance(), self._record())
         return True
 
     def delete(self) -> None:

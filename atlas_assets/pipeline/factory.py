@@ -1,5 +1,6 @@
-"""The asset family of a dataset: `raw_data` per batch, and per index `embeddings` (per batch),
-`neighbour_graph`, `projection`, `topics` and `duplicates` (over all batches).
+"""The asset family of a dataset: `raw_data` per batch, `deletions` (external: reported by
+delete_data), and per index `embeddings` (per batch), `neighbour_graph`, `projection`, `topics` and
+`duplicates` (over all batches).
 
 `build_dataset_definitions(record)` is called for every dataset in the store's registry when the code
 location loads (see `atlas_assets.definitions`) and by the runner for in-process runs. Each stage is
@@ -16,6 +17,7 @@ from atlas_assets.pipeline.assets.neighbour_graph import neighbour_graph_asset
 from atlas_assets.pipeline.assets.projection import projection_asset
 from atlas_assets.pipeline.assets.raw_data import raw_data_asset
 from atlas_assets.pipeline.assets.topics import topics_asset
+from atlas_assets.pipeline.deletions import deletions_asset
 from atlas_assets.pipeline.naming import DatasetNames
 from atlas_assets.pipeline.spec import IndexSpec
 from resources.storage.records import DatasetRecord
@@ -43,12 +45,13 @@ def build_dataset_definitions(record: DatasetRecord) -> dg.Definitions:
     `<org>__<slug>__build_maps` (graph, map, topics and duplicates of every index)."""
     names = DatasetNames(record.organisation, record.slug)
     batches = batches_partitions(record)
-    assets = [raw_data_asset(record, batches)]
+    assets = [raw_data_asset(record, batches), deletions_asset(record)]
     for index in record.indices:
         spec = IndexSpec.of(record, index)
         assets.extend(STAGE_ASSETS[stage](spec, batches) for stage in spec.enabled_stages)
-    per_batch = [asset.key for asset in assets if asset.partitions_def is not None]
-    over_all = [asset.key for asset in assets if asset.partitions_def is None]
+    executable = [asset for asset in assets if asset.is_executable]
+    per_batch = [asset.key for asset in executable if asset.partitions_def is not None]
+    over_all = [asset.key for asset in executable if asset.partitions_def is None]
     jobs = [
         dg.define_asset_job(
             names.embed_job, selection=dg.AssetSelection.assets(*per_batch),

@@ -43,6 +43,10 @@ class DatasetNames:
         return dg.AssetKey([*self.prefix, "raw_data"])
 
     @property
+    def deletions(self) -> dg.AssetKey:
+        return dg.AssetKey([*self.prefix, "deletions"])
+
+    @property
     def inbox_sensor(self) -> str:
         return f"{self.group}__inbox"
 

@@ -19,6 +19,7 @@ import dagster as dg
 
 from atlas_assets.errors import PipelineError
 from atlas_assets.pipeline.assets.common import rebuild_run_config
+from atlas_assets.pipeline.deletions import report_deletions
 from atlas_assets.pipeline.factory import (
     TRIGGER_TAG,
     batches_partitions,
@@ -163,6 +164,7 @@ def materialize_indices(
     if new_keys:
         instance.add_dynamic_partitions(batches.name, new_keys)
 
+    report_deletions(instance, record)
     family = build_dataset_definitions(record)
     assets = list(family.assets or [])
     tags = {TRIGGER_TAG: trigger}

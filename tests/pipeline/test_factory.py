@@ -28,6 +28,7 @@ def test_every_stage_of_an_index_is_an_asset_with_the_dataset_prefix(indexed_rec
     keys = {key.to_user_string() for asset in defs.assets for key in asset.keys}
     assert keys == {
         "acme/news/raw_data",
+        "acme/news/deletions",
         "acme/news/text_map/embeddings",
         "acme/news/text_map/neighbour_graph",
         "acme/news/text_map/projection",
@@ -55,7 +56,7 @@ def test_switched_off_stages_are_not_built(atlas_home, shared_data):
     index = new_index_record(record, indexed_field="text", topic_model=False, duplicate_detection=False)
     record = dataset._store.update_record("acme", "plain", lambda r: r.model_copy(update={"indices": [index]}))
     stages = {key.path[-1] for asset in build_dataset_definitions(record).assets for key in asset.keys}
-    assert stages == {"raw_data", "embeddings", "neighbour_graph", "projection"}
+    assert stages == {"raw_data", "deletions", "embeddings", "neighbour_graph", "projection"}
 
 
 def test_the_family_loads_with_its_resources(indexed_record):

@@ -37,6 +37,7 @@ def neighbour_graph_asset(spec: IndexSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=spec.key("neighbour_graph"),
         ins={"embeddings": dg.AssetIn(key=spec.key("embeddings"))},
+        deps=[spec.names.deletions],  # a deletion makes the graph (and all below it) stale
         kinds={"pynndescent"},
         description="k nearest neighbours of every live row (deleted rows excluded), shared by every later stage.",
         automation_condition=FOLLOW_UPSTREAM,
