@@ -10,7 +10,7 @@ import dagster as dg
 from atlas_assets.pipeline.factory import batches_partitions, build_dataset_definitions
 from atlas_assets.pipeline.runner import default_resources
 from atlas_assets.pipeline.schedules import automation_sensor, nightly_topic_rebuild
-from atlas_assets.pipeline.sensors import inbox_sensor
+from atlas_assets.pipeline.sensors import inbox_asset, inbox_check, inbox_sensor
 from resources.instance import ensure_dagster_home
 from resources.storage import DatasetStore
 
@@ -24,5 +24,8 @@ def defs() -> dg.Definitions:
     # The automation sensor and the nightly schedule exist from the first load, datasets or not.
     sensors.append(automation_sensor())
     topics = [asset for family in families for asset in family.assets or [] if asset.key.path[-1] == "topics"]
+    inboxes = dg.Definitions(
+        assets=[inbox_asset(r) for r in records], asset_checks=[inbox_check(r) for r in records]
+    )
     automation = dg.Definitions(sensors=sensors, schedules=[nightly_topic_rebuild(topics)], resources=default_resources())
-    return dg.Definitions.merge(*families, automation)
+    return dg.Definitions.merge(*families, inboxes, automation)

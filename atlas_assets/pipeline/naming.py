@@ -47,6 +47,10 @@ class DatasetNames:
         return dg.AssetKey([*self.prefix, "deletions"])
 
     @property
+    def inbox(self) -> dg.AssetKey:
+        return dg.AssetKey([*self.prefix, "inbox"])
+
+    @property
     def inbox_sensor(self) -> str:
         return f"{self.group}__inbox"
 

@@ -70,3 +70,31 @@ def test_batches_added_from_python_are_requested_once(dataset_with_index):
         instance.add_dynamic_partitions(batches_partitions(record).name, [r.partition_key for r in first.run_requests])
         second = _tick(record, instance)
     assert second.run_requests == []
+
+
+def test_every_file_is_ingested_or_rejected_and_a_rejection_fails_the_inbox_check(dataset_with_index):
+    from atlas_assets.pipeline.naming import DatasetNames
+    from atlas_assets.pipeline.sensors import INBOX_CHECK, inbox_check
+
+    dataset, record = dataset_with_index
+    folder = inbox_dir("acme", "inbox-test")
+    folder.mkdir(parents=True)
+    (folder / "notes.tsv").write_text("id\ttext\n900\thello\n")
+    (folder / ".copying.csv").write_text("id,text\n")  # still being written: left alone
+    before = dataset.total_datums
+    with dg.instance_for_test() as instance:
+        _tick(record, instance)
+        check_key = dg.AssetCheckKey(DatasetNames("acme", "inbox-test").inbox, INBOX_CHECK)
+        evaluation = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key])[check_key]
+        reported = evaluation.event.dagster_event.event_specific_data
+    assert dataset.total_datums == before
+    assert not (folder / "notes.tsv").exists() and (folder / ".copying.csv").exists()
+    reason = (folder / "rejected" / "notes.tsv.error.txt").read_text()
+    assert ".tsv" in reason and "csv" in reason
+    assert reported.passed is False and reported.metadata["rejected_file"].value == "notes.tsv"
+    # The check, run by hand from the UI, fails while the rejected file waits, and names it.
+    by_hand = inbox_check(record)()
+    assert by_hand.passed is False and "notes.tsv" in by_hand.metadata["reasons"].value
+    for path in (folder / "rejected").iterdir():
+        path.unlink()
+    assert inbox_check(record)().passed is True
