@@ -2,10 +2,13 @@
  * view, drawn as contour lines and a translucent shade, so a dense blob reads as dense instead of a
  * flat block of overlapping points.
  *
- * When the view rests (and after a filter), the visible points in view are counted on a grid of
- * 4-pixel cells, the counts blurred with a Gaussian (three box blurs, sigma about 12 px) and the
- * levels traced by marching squares into one path per level. While the view moves the last result
- * is drawn moved and scaled with it; one O(n) pass per rest (about 10 ms for 1M points).
+ * When the view rests (and after a filter), the visible points in and around the view are counted on
+ * a grid of 4-pixel cells, the counts blurred with a Gaussian (three box blurs; sigma 12 px at the
+ * fitted view, growing with the zoom so that a region's density stays the same) and fixed levels,
+ * fractions of the whole map's densest place, traced by marching squares into one path per level:
+ * zoomed into a sparse corner shows few contours, into a dense blob many. While the view moves the
+ * last result is drawn moved and scaled with it; one O(n) pass per rest (plus one per filter change
+ * for the whole map's scale). Zoomed in past 4x the layer fades out: the points themselves show.
  */
 (function () {
   "use strict";
@@ -14,8 +17,9 @@
   const ext = viewer.ext;
 
   const CELL = 4;
-  const SIGMA_CELLS = 3;
-  const LEVELS = [0.03, 0.08, 0.16, 0.3, 0.5, 0.75];
+  const SIGMA_PX = 12;          // the kernel at the fitted view; it grows with the zoom up to MAX_ZOOM
+  const MAX_ZOOM = 4;           // beyond it the layer fades out (by 2 * MAX_ZOOM): the points speak
+  const LEVELS = [0.03, 0.08, 0.16, 0.3, 0.5, 0.75];  // of the whole map's densest place
   let mode = "both";            // "both" | "contours" | "shade" | "off"
   let result = null;            // {cx, cy, scale, w, h, gw, gh, paths, image, key}
   let wanted = "", timer = 0, version = 0;
@@ -74,42 +78,63 @@
     return { path, segments };
   }
 
-  function compute(view) {
-    const t0 = performance.now();
+  // counts of the visible points on a grid of CELL-pixel cells around a view (with a margin of three
+  // kernel widths, so points just outside still count), blurred to a kernel of sigma pixels
+  function densityGrid(cx, cy, scale, w, h, sigmaPx) {
     const n = ext.n, xs = ext.xs, ys = ext.ys, mask = ext.visibleMask;
-    const w = view.width, h = view.height;
-    const gw = Math.ceil(w / CELL) + 1, gh = Math.ceil(h / CELL) + 1;
+    const sigma = sigmaPx / CELL, margin = Math.ceil(3 * sigma);
+    const gw = Math.ceil(w / CELL) + 1 + 2 * margin, gh = Math.ceil(h / CELL) + 1 + 2 * margin;
     const grid = new Float32Array(gw * gh), tmp = new Float32Array(gw * gh);
-    const k = view.scale / CELL, ox = w / 2 / CELL - view.cx * k, oy = h / 2 / CELL + view.cy * k;
+    const k = scale / CELL, ox = w / 2 / CELL - cx * k + margin, oy = h / 2 / CELL + cy * k + margin;
     for (let i = 0; i < n; i++) {
       if (mask && !mask[i]) continue;
       const gx = Math.floor(xs[i] * k + ox), gy = Math.floor(oy - ys[i] * k);
       if (gx >= 0 && gy >= 0 && gx < gw && gy < gh) grid[gy * gw + gx]++;
     }
-    const r = Math.max(1, Math.round(SIGMA_CELLS * 0.87));  // three box blurs ~ a Gaussian of sigma
+    // three box blurs of radius r approximate a Gaussian of variance r(r + 1)
+    const r = Math.max(1, Math.round(Math.sqrt(sigma * sigma + 0.25) - 0.5));
     for (let pass = 0; pass < 3; pass++) boxBlur(grid, tmp, gw, gh, r);
-    let max = 0;
-    for (let c = 0; c < grid.length; c++) if (grid[c] > max) max = grid[c];
+    // points per unit of data area: the same for a region whatever the zoom (the kernel scales with it)
+    const perArea = (scale / CELL) * (scale / CELL);
+    for (let c = 0; c < grid.length; c++) grid[c] *= perArea;
+    return { grid, gw, gh, margin };
+  }
+
+  let reference = { version: -1, max: 0 };
+  function compute(view) {
+    const t0 = performance.now();
+    const w = view.width, h = view.height;
+    const zoom = view.scale / ext.fitScale;
+    if (reference.version !== version) {
+      // the scale of the levels: the densest place of the whole (filtered) map at the fitted view
+      const [x0, y0, x1, y1] = viewer.meta.bounds;
+      const whole = densityGrid((x0 + x1) / 2, (y0 + y1) / 2, ext.fitScale, w, h, SIGMA_PX);
+      let max = 0;
+      for (let c = 0; c < whole.grid.length; c++) if (whole.grid[c] > max) max = whole.grid[c];
+      reference = { version, max };
+    }
+    const { grid, gw, gh, margin } = densityGrid(view.cx, view.cy, view.scale, w, h, SIGMA_PX * Math.min(zoom, MAX_ZOOM));
+    const max = reference.max || 1;
+    for (let c = 0; c < grid.length; c++) grid[c] /= max;
     const paths = [];
-    if (max > 0) {
-      for (const fraction of LEVELS) paths.push(contour(grid, gw, gh, fraction * max));
-    }
+    for (const level of LEVELS) paths.push(contour(grid, gw, gh, level));
     // the shade: a dark ink whose opacity grows with the square root of the density
-    const canvas = document.createElement("canvas");
+    const canvas = shadeCanvas || (shadeCanvas = document.createElement("canvas"));
     canvas.width = gw; canvas.height = gh;
-    const image = canvas.getContext("2d").createImageData(gw, gh);
+    const context = canvas.getContext("2d");
+    const image = context.createImageData(gw, gh);
     for (let c = 0; c < grid.length; c++) {
-      const v = max > 0 ? Math.sqrt(grid[c] / max) : 0;
       image.data[4 * c] = 24; image.data[4 * c + 1] = 36; image.data[4 * c + 2] = 72;
-      image.data[4 * c + 3] = Math.round(90 * v);
+      image.data[4 * c + 3] = Math.round(90 * Math.sqrt(Math.min(1, grid[c])));
     }
-    canvas.getContext("2d").putImageData(image, 0, 0);
-    result = { cx: view.cx, cy: view.cy, scale: view.scale, w, h, paths, canvas };
+    context.putImageData(image, 0, 0);
+    result = { cx: view.cx, cy: view.cy, scale: view.scale, w, h, paths, canvas, margin };
     viewer.density = {
-      levels: paths.filter((p) => p.segments > 0).length, segments: paths.reduce((s, p) => s + p.segments, 0),
-      computeMs: performance.now() - t0, max, computed: (viewer.density.computed || 0) + 1,
+      levels: paths.filter((p) => p.segments > 0).length, segments: paths.reduce((sum, p) => sum + p.segments, 0),
+      computeMs: performance.now() - t0, computed: (viewer.density.computed || 0) + 1, mode,
     };
   }
+  let shadeCanvas = null;
 
   function keyOf(view) {
     return [view.cx, view.cy, view.scale, view.width, view.height, version, mode].join("|");
@@ -129,11 +154,14 @@
     }
     if (!result) return;
     // the grid of the last computation, moved and scaled to the current view
+    const fade = Math.min(1, Math.max(0, 2 - view.scale / ext.fitScale / MAX_ZOOM));
+    if (fade <= 0) return;
     const k = view.scale / result.scale;
-    const ox = view.width / 2 + (result.cx - view.cx) * view.scale - (result.w / 2) * k;
-    const oy = view.height / 2 - (result.cy - view.cy) * view.scale - (result.h / 2) * k;
+    const ox = view.width / 2 + (result.cx - view.cx) * view.scale - (result.w / 2 + result.margin * CELL) * k;
+    const oy = view.height / 2 - (result.cy - view.cy) * view.scale - (result.h / 2 + result.margin * CELL) * k;
     const dpr = view.dpr;
     ctx.save();
+    ctx.globalAlpha = fade;
     ctx.setTransform(k * CELL * dpr, 0, 0, k * CELL * dpr, ox * dpr, oy * dpr);
     if (mode === "both" || mode === "shade") {
       ctx.imageSmoothingEnabled = true;

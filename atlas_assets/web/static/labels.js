@@ -2,8 +2,8 @@
  *
  * Each topic at each depth gets an anchor where its points are densest (not their mean: a topic
  * shaped like a crescent or with a few far points has its mean in empty space): its points are
- * binned on a small grid over the topic's own extent, the grid smoothed, and the anchor is the mean
- * of the points around the fullest cell. Its spread (standard deviation) says how big it is on screen.
+ * binned on a small grid over the topic's own extent, the grid smoothed, and from the fullest cell
+ * (and from the mean) a few mean-shift steps climb to the densest place. Its spread (standard deviation) says how big it is on screen.
  *
  * Every frame the labels are placed greedily by priority (shallower depth first, then bigger topic),
  * each at its anchor or just above or below it, and kept only if its box overlaps no box already
@@ -87,22 +87,48 @@
       let max = -1;
       for (let c = 0; c < cells; c++) if (a[c] > max) { max = a[c]; best[t] = c; }
     }
-    // the anchor: the mean of the topic's points within a cell of the fullest one
-    const ax = new Float64Array(k), ay = new Float64Array(k), an = new Float64Array(k);
-    for (let i = 0; i < n; i++) {
-      const t = codes[i];
-      if (t >= k || best[t] < 0) continue;
-      const c = cellOf(t, xs[i], ys[i]);
-      if (c < 0) continue;
-      const bx = best[t] % GRID, by = (best[t] / GRID) | 0;
-      if (Math.abs((c % GRID) - bx) <= 1 && Math.abs(((c / GRID) | 0) - by) <= 1) { ax[t] += xs[i]; ay[t] += ys[i]; an[t]++; }
+    // the anchor: from the fullest cell and from the mean, a few mean-shift steps (the mean of the
+    // topic's points within half a standard deviation) climb to a dense place; of the two places and
+    // the mean itself, the one with the most of the topic's points within that radius wins
+    const px = new Float64Array(3 * k), py = new Float64Array(3 * k), r2 = new Float64Array(k);
+    const ax = new Float64Array(3 * k), ay = new Float64Array(3 * k), an = new Float64Array(3 * k);
+    for (let t = 0; t < k; t++) {
+      if (best[t] < 0) continue;
+      px[3 * t] = x0[t] + ((best[t] % GRID) + 0.5) * cw[t];
+      py[3 * t] = y0[t] + (((best[t] / GRID) | 0) + 0.5) * ch[t];
+      px[3 * t + 1] = px[3 * t + 2] = sx[t] / count[t];
+      py[3 * t + 1] = py[3 * t + 2] = sy[t] / count[t];
+      r2[t] = 0.25 * spread[t] * spread[t];
+    }
+    for (let step = 0; step <= 4; step++) {
+      ax.fill(0); ay.fill(0); an.fill(0);
+      for (let i = 0; i < n; i++) {
+        const t = codes[i];
+        if (t >= k || best[t] < 0) continue;
+        const x = xs[i], y = ys[i];
+        for (let s = 3 * t; s < 3 * t + 3; s++) {
+          const dx = x - px[s], dy = y - py[s];
+          if (dx * dx + dy * dy <= r2[t]) { ax[s] += x; ay[s] += y; an[s]++; }
+        }
+      }
+      if (step === 4) break;  // the last pass only counts
+      for (let t = 0; t < k; t++) {
+        for (let s = 3 * t; s < 3 * t + 2; s++) if (an[s]) { px[s] = ax[s] / an[s]; py[s] = ay[s] / an[s]; }
+      }
+    }
+    const chosen = new Int32Array(k);
+    for (let t = 0; t < k; t++) {
+      let s = 3 * t;
+      if (an[3 * t + 1] > an[s]) s = 3 * t + 1;
+      if (an[3 * t + 2] > an[s]) s = 3 * t + 2;
+      chosen[t] = s;
     }
     const out = [];
     for (const topic of topics) {
       const t = topic.code;
       if (!count[t]) continue;
       out[t] = {
-        x: an[t] ? ax[t] / an[t] : sx[t] / count[t], y: an[t] ? ay[t] / an[t] : sy[t] / count[t],
+        x: best[t] >= 0 ? px[chosen[t]] : sx[t] / count[t], y: best[t] >= 0 ? py[chosen[t]] : sy[t] / count[t],
         spread: spread[t], size: topic.size, label: topic.label, code: t, parent: topic.parent, depth,
       };
     }
@@ -167,12 +193,17 @@
     const maxDepth = Math.max(...Object.keys(anchors).map(Number));
     const biggest = {};
     for (const a of ordered) biggest[a.depth] = Math.max(biggest[a.depth] || 0, a.size);
+    // two rounds: topics of a readable size on screen first (shallow before deep, big before small),
+    // then topics grown big (zoomed in) where room is left: their subtopics name the view better
+    for (let round = 0; round < 2; round++) {
     for (const a of ordered) {
       if (placed.length >= MAX_LABELS) break;
       const radius = a.spread * view.scale;
       // too small on screen to name yet (zoom in); or filling the screen: its subtopics take over
       if (radius < (a.depth === 1 ? 6 : 16)) continue;
       if (a.depth < maxDepth && radius > 0.55 * small) continue;
+      const big = a.depth < maxDepth && radius > 0.2 * small;
+      if (big !== (round === 1)) continue;
       const counts = visibleCounts[a.depth];
       if (counts && !counts[a.code]) continue;
       const [sx, sy] = ext.toScreen(a.x, a.y);
@@ -205,6 +236,7 @@
         ctx.fillText(a.label, sx, sy + dy);
         break;
       }
+    }
     }
   }
 
