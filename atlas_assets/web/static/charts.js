@@ -378,6 +378,7 @@
     update();
     viewer.charts.ready = true;
     viewer.charts.buildMs = performance.now() - t0;
+    viewer.timings.chartsReadyAt = performance.now();  // since navigation start
   }
   const rank = (f) => (f.name.startsWith("topic_depth_") ? 0 : f.name === "duplicate_class" ? 3 : f.temporal ? 1 : 2);
 

@@ -175,6 +175,7 @@
       ext.redrawOverlay();
     }
     viewer.labelsReady = true;
+    viewer.timings.labelsReadyAt = performance.now();  // since navigation start
   }
 
   // the deepest depth whose names can show at this zoom (for tests and the status line)
