@@ -156,4 +156,10 @@ def run_demo(
     say(f"  logs:       {logs}")
     say("  Ctrl-C stops both.")
     sys.stdout.flush()
-    return servers.wait_for_children([ui, maps])
+    from atlas_assets.cli.ui_reload import RegistryWatcher
+
+    watcher = RegistryWatcher(ui.url).start()
+    try:
+        return servers.wait_for_children([ui, maps])
+    finally:
+        watcher.stop()

@@ -8,6 +8,7 @@ from typing import Any
 
 def _ui(args: argparse.Namespace) -> int:
     from atlas_assets.cli import servers
+    from atlas_assets.cli.ui_reload import RegistryWatcher
 
     ui = servers.start_dagster_ui(args.host, args.port)
     try:
@@ -16,7 +17,11 @@ def _ui(args: argparse.Namespace) -> int:
         ui.stop()
         raise
     print(f"Dagster UI: {ui.url}/assets  (Ctrl-C stops it)", flush=True)
-    return servers.wait_for_children([ui])
+    watcher = RegistryWatcher(ui.url).start()
+    try:
+        return servers.wait_for_children([ui])
+    finally:
+        watcher.stop()
 
 
 def _demo(args: argparse.Namespace) -> int:
