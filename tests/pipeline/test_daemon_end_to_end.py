@@ -1,34 +1,25 @@
-"""A real dagster-daemon against a temporary ATLAS_HOME: a file dropped in the inbox ends up on the map
-through the inbox sensor (ingest + partition + run) and declarative automation (every later stage)."""
+"""The hands-off path, as a user meets it: `atlas ui` (a real dagster-webserver and daemon, with the
+registry watcher) already running on a fresh ATLAS_HOME; then a dataset is created, a file dropped in
+its inbox reaches the map (inbox sensor + declarative automation), deleted rows leave the map without
+anyone running an update (the deletions asset + automation), and a file of the wrong type is rejected
+with its reason where a Dagster user looks (the inbox's failing check)."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from atlas_assets.cli import servers
+from atlas_assets.cli.ui_reload import RegistryWatcher
 from atlas_assets.dataset import AtlasDataset
 from atlas_assets.errors import AtlasError
-from atlas_assets.pipeline.sensors import inbox_dir
-from tests.conftest import REPO_ROOT, news_frame
+from atlas_assets.pipeline.naming import DatasetNames
+from atlas_assets.pipeline.sensors import INBOX_CHECK, inbox_dir
+from resources.instance import get_instance
+from tests.cli.test_demo import free_port
+from tests.conftest import news_frame
 
-DEADLINE_SECONDS = 420
-
-
-def _daemon(atlas_home: Path, log_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "ATLAS_HOME": str(atlas_home), "DAGSTER_HOME": str(atlas_home / "dagster")}
-    daemon = Path(sys.executable).with_name("dagster-daemon")
-    return subprocess.Popen(
-        [str(daemon), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+DEADLINE_SECONDS = 480  # the daemon picks a new dataset up on its next workspace reload (60 s)
 
 
 def _rows_on_map(atlas_map) -> tuple[int, int, int]:
@@ -42,29 +33,48 @@ def _rows_on_map(atlas_map) -> tuple[int, int, int]:
         return (0, 0, 0)
 
 
-@pytest.mark.slow
-def test_a_file_in_the_inbox_reaches_the_map_through_the_daemon(atlas_home, shared_data, tmp_path):
-    dataset = AtlasDataset("acme/live-news", unique_id_field="id")
-    dataset.add_data(news_frame(shared_data, rows=60))
-    atlas_map = dataset.create_index(name="news", indexed_field="text")
-    assert _rows_on_map(atlas_map) == (60, 60, 60)
+def _wait(condition, what: str, log_path) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(3)
+    raise AssertionError(f"{what} did not happen within {DEADLINE_SECONDS} s; log tail:\n{log_path.read_text()[-4000:]}")
 
-    log_path = tmp_path / "daemon.log"
-    process = _daemon(atlas_home, log_path)
+
+@pytest.mark.slow
+def test_files_deletions_and_bad_files_take_the_hands_off_path_with_the_ui_running(atlas_home, shared_data, tmp_path):
+    log_path = tmp_path / "dagster-dev.log"
+    ui = servers.start_dagster_ui("127.0.0.1", free_port(), log_path=log_path)
     try:
+        ui.wait_until_up(240, probe_path="/server_info")
+        watcher = RegistryWatcher(ui.url, poll_seconds=1).start()
+
+        dataset = AtlasDataset("acme/live-news", unique_id_field="id")
+        dataset.add_data(news_frame(shared_data, rows=60))
+        atlas_map = dataset.create_index(name="news", indexed_field="text")
+        assert _rows_on_map(atlas_map) == (60, 60, 60)
+
         folder = inbox_dir("acme", "live-news")
         folder.mkdir(parents=True)
         news_frame(shared_data, start=60, rows=20).to_csv(folder / "new.csv", index=False)
-        deadline = time.monotonic() + DEADLINE_SECONDS
-        while time.monotonic() < deadline and _rows_on_map(atlas_map) != (80, 80, 80):
-            assert process.poll() is None, log_path.read_text()[-3000:]
-            time.sleep(3)
-        assert _rows_on_map(atlas_map) == (80, 80, 80), log_path.read_text()[-5000:]
+        _wait(lambda: _rows_on_map(atlas_map) == (80, 80, 80), "the dropped file reaching the map", log_path)
         assert (folder / "done" / "new.csv").exists()
         assert "79" in set(atlas_map.embeddings.projected["id"])
+
+        dataset.delete_data([str(i) for i in range(5)])
+        _wait(lambda: _rows_on_map(atlas_map) == (75, 75, 75), "the deleted rows leaving the map", log_path)
+        assert not {"0", "4"} & set(atlas_map.embeddings.projected["id"])
+
+        (folder / "notes.tsv").write_text("id\ttext\n900\thello\n")
+        check = dg.AssetCheckKey(DatasetNames("acme", "live-news").inbox, INBOX_CHECK)
+
+        def rejected() -> bool:
+            latest = get_instance().event_log_storage.get_latest_asset_check_execution_by_key([check]).get(check)
+            return latest is not None and latest.event is not None and not latest.event.dagster_event.event_specific_data.passed
+
+        _wait(rejected, "the .tsv file's rejection", log_path)
+        assert (folder / "rejected" / "notes.tsv.error.txt").exists() and dataset.total_datums == 75
+        watcher.stop()
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        ui.stop()
