@@ -553,6 +553,7 @@
     }
     viewer.visibleCount = visibleCount;
     rebuildLit();
+    noteMotion();  // the first frame after a filter change draws a sample; the full set follows at rest
     requestRender();
     emit("visibility");
   }
@@ -983,6 +984,7 @@
   // ---- start ----------------------------------------------------------------------------------------------
   async function start() {
     const t0 = performance.now();
+    viewer.timings.startedAt = t0;  // ms since navigation start, the origin of the other timings
     setTool("pan");
     initGl();
     const meta = await (await api("/meta")).json();
