@@ -124,7 +124,7 @@ def field_routes(prefix: str, authorised_source: Authorise, cache_headers: Heade
         except ValueError:
             raise HTTPException(400, "offset and limit must be integers") from None
         page: dict[str, Any] = field_table.rows_json(source, ordered[offset:offset + limit])
-        page.update(total=int(len(ordered)), offset=offset)
+        page.update(total=len(ordered), offset=offset)
         return JSONResponse(page, headers=cache_headers(source))
 
     async def rows_csv(request: Request) -> Response:

@@ -86,7 +86,7 @@ def sorted_rows(source: MapSource, rows: np.ndarray, sort: str | None, descendin
 
 def _sort_key(source: MapSource, name: str, rows: np.ndarray) -> Any:
     if name == "id":
-        ids = getattr(source, "model").ids
+        ids = source.model.ids  # type: ignore[attr-defined]
         return pd.Series(ids[rows]).astype(str).to_numpy()
     if name.startswith("topic_depth_"):
         return _topic_labels(source, int(name.rsplit("_", 1)[1]))[rows]

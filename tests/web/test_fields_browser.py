@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import itertools
 import json
 import urllib.request
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ API = "/api/maps/" + KEY
 
 @pytest.fixture(scope="module")
 def dated(news_tables) -> tuple[FrameMapSource, pd.DataFrame]:
-    tables, vector_search, frame = news_tables
+    tables, vector_search, _ = news_tables
     data = tables.data.copy()
     rng = np.random.default_rng(0)
     data["published"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 90 * 86400, len(data)), unit="s")
@@ -128,7 +129,7 @@ def test_a_chart_per_field_stands_beside_the_map(page, dated_server) -> None:
     assert page.locator(".chart-numeric svg rect.shown").count() >= 5
     the_map, panel = box(page, "#map"), box(page, "#charts-panel")
     assert panel["x"] >= the_map["x"] + the_map["width"] - 1  # right of the map, not over it
-    for a, b in zip(fields, fields[1:]):  # stacked, none over another
+    for a, b in itertools.pairwise(fields):  # stacked, none over another
         first, second = box(page, f'.chart[data-field="{a}"]'), box(page, f'.chart[data-field="{b}"]')
         assert second["y"] >= first["y"] + first["height"] - 1
     map_image(page, "20-charts-map")
@@ -226,7 +227,8 @@ def test_a_box_selection_shows_in_the_charts_and_the_table_which_sorts_and_expor
     map_image(page, "23-selection-table")
     with page.expect_download() as download_info:
         page.click("#table-export")
-    exported = list(csv.DictReader(io.StringIO(open(download_info.value.path(), encoding="utf-8").read())))
+    with open(download_info.value.path(), encoding="utf-8") as file:
+        exported = list(csv.DictReader(file))
     assert sorted(int(r["row"]) for r in exported) == sorted(selected)
     assert [int(r["words"]) for r in exported] == sorted(data["words"].iloc[selected].tolist(), reverse=True)
     assert {r["id"] for r in exported} == set(data["id"].iloc[selected])
@@ -241,8 +243,9 @@ def test_labels_sit_where_their_topics_are_densest_and_density_is_drawn(page, da
     for anchor in anchors:
         members = xy[points.topic_codes[0] == anchor["code"]]
         radius = 0.5 * np.sqrt(members.var(axis=0).mean())  # the viewer's kernel: half the spread
-        near = lambda p: int((np.hypot(*(members - p).T) < radius).sum())  # noqa: E731
-        assert near(np.array([anchor["x"], anchor["y"]])) >= near(members.mean(axis=0)), anchor["label"]
+        at_anchor = int((np.hypot(*(members - [anchor["x"], anchor["y"]]).T) < radius).sum())
+        at_mean = int((np.hypot(*(members - members.mean(axis=0)).T) < radius).sum())
+        assert at_anchor >= at_mean, anchor["label"]
     assert page.evaluate("window.atlasViewer.density.levels") >= 3
     with_density = map_image(page, "24-density")
     page.select_option("#density-mode", "off")
