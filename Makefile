@@ -14,11 +14,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Builds the default embedding model once (cached under $ATLAS_MODELS or $ATLAS_HOME/models).
+# Builds the default text and image models once (cached under $ATLAS_MODELS or $ATLAS_HOME/models).
 models: $(STAMP)
 	$(BIN)/atlas models install
 
-demo: models
+# The demo maps text only: its model is built when first needed, the image model not at all.
+demo: $(STAMP)
 	$(BIN)/atlas demo
 
 system:
