@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from atlas_assets.errors import DatasetNotFoundError, InvalidDataError, InvalidOptionError
+from atlas_assets.errors import AtlasError, DatasetNotFoundError, InvalidDataError, InvalidOptionError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 MAX_ID_CHARS = 36  # the Atlas limit on string ids
@@ -24,8 +24,8 @@ def existing_dataset(identifier: str):
     if store.find_dataset(organisation, slug) is None:
         known = ", ".join(record.identifier for record in store.list_datasets()) or "none yet"
         raise DatasetNotFoundError(
-            f"no dataset {organisation}/{slug} (datasets: {known}); create one with "
-            f"`atlas ingest FILE --dataset {organisation}/{slug}`"
+            f"no dataset {organisation}/{slug}{store.did_you_mean(organisation, slug)} (datasets: {known}); "
+            f"create one with `atlas ingest FILE --dataset {organisation}/{slug}`"
         )
     return AtlasDataset(f"{organisation}/{slug}", store=store)
 
@@ -50,8 +50,8 @@ def ingest_path(path: Path, identifier: str, id_field: str | None = None, descri
 
     Returns the rows added per batch. Each file is one add_data call: all of it or nothing.
     """
-    from atlas_assets.client.dataset import AtlasDataset
-    from resources.data_files import READERS, is_data_file, read_data_file
+    from atlas_assets.client.dataset import AtlasDataset, parse_identifier
+    from resources.data_files import READERS, is_data_file
 
     path = Path(path).expanduser()
     if not path.exists():
@@ -72,7 +72,25 @@ def ingest_path(path: Path, identifier: str, id_field: str | None = None, descri
     kwargs: dict[str, Any] = {"unique_id_field": id_field}
     if description is not None:
         kwargs["description"] = description
+    from resources.storage import DatasetStore
+
+    organisation, slug, _ = parse_identifier(identifier)
+    is_new = DatasetStore().find_dataset(organisation, slug) is None
     dataset = AtlasDataset(identifier, **kwargs)
+    try:
+        return _add_files(dataset, path, data_files, images, id_field)
+    except AtlasError as error:
+        if is_new and dataset.total_datums == 0:
+            # A first upload that failed leaves nothing: an empty dataset would freeze its id field
+            # and make the retry fail differently.
+            dataset.delete()
+            error.args = (f"{error}; nothing was created, so fix that and run the same `atlas ingest` again",)
+        raise
+
+
+def _add_files(dataset: Any, path: Path, data_files: list[Path], images: list[Path], id_field: str | None) -> list[int]:
+    from resources.data_files import read_data_file
+
     added = []
     if images:
         field = id_field or dataset.id_field

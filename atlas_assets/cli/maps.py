@@ -73,15 +73,21 @@ def _search(args: argparse.Namespace) -> int:
     ids = neighbours[0]
     field = atlas_map.index_record().indexed_field  # the text to show next to each hit
     rows = {str(row[dataset.id_field]): row for row in dataset.get_data(ids)} if ids else {}
+    if ids:
+        # Python's vector_search returns cosine distances (lower is closer), as Atlas does; people
+        # read a similarity more easily, so the CLI prints 1 - distance and says so.
+        print(f"  #  similarity  {dataset.id_field}  {field or ''}".rstrip())
     for rank, (identifier, distance) in enumerate(zip(ids, distances[0]), start=1):
         row = rows.get(str(identifier), {})
         shown = str(row.get(field, "")) if field else ""
         shown = " ".join(shown.split())
         if len(shown) > args.width:
             shown = shown[: args.width - 1] + "…"
-        print(f"{rank:>3}. {1 - distance:.3f}  {identifier}  {shown}")
+        print(f"{rank:>3}. {1 - distance:10.3f}  {identifier}  {shown}")
     if not ids:
         print("no results")
+    else:
+        print("similarity = 1 - cosine distance (1 is identical; Python's vector_search returns the distances)")
     return 0
 
 

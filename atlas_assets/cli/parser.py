@@ -13,6 +13,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
+from atlas_assets.cli.messages import in_cli_terms
 from atlas_assets.errors import AtlasError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AtlasError as error:
         if args.verbose:
             traceback.print_exc()
-        message = " ".join(str(error).split())
+        message = in_cli_terms(" ".join(str(error).split()))
         print(f"atlas: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

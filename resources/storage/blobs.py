@@ -28,7 +28,8 @@ class PreparedBlob:
     source: Path | None  # ... or read again from this file when stored
 
 
-def _decode_check(data: bytes, row: int) -> str:
+def _decode_check(data: bytes, what: str) -> str:
+    """The image's file extension; `what` names it in errors ("image a/b.png (row 3)" or "blob of row 3")."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -38,7 +39,7 @@ def _decode_check(data: bytes, row: int) -> str:
             if Image.MAX_IMAGE_PIXELS and pixels > Image.MAX_IMAGE_PIXELS:
                 # PIL only warns up to twice its limit; decoding such a bomb would take gigabytes
                 raise InvalidImageError(
-                    f"blob of row {row} is {image.width}x{image.height} = {pixels:,} pixels, more than the "
+                    f"{what} is {image.width}x{image.height} = {pixels:,} pixels, more than the "
                     f"{Image.MAX_IMAGE_PIXELS:,} allowed (a decompression bomb?); shrink the image"
                 )
             image.verify()  # structure and checksums
@@ -46,12 +47,12 @@ def _decode_check(data: bytes, row: int) -> str:
             image.load()  # the pixels decode (verify alone misses truncated data)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as error:
         raise InvalidImageError(
-            f"blob of row {row} is not a readable image ({error}); fix or remove that row"
+            f"{what} is not a readable image ({error}); fix or remove that file"
         ) from None
     extension = _EXTENSIONS.get(image_format or "")
     if extension is None:
         raise InvalidImageError(
-            f"blob of row {row} is a {image_format} image; store images as "
+            f"{what} is a {image_format} image; store images as "
             f"{', '.join(sorted(_EXTENSIONS))}"
         )
     return extension
@@ -67,7 +68,7 @@ def prepare_blob(blob: Any, row: int) -> PreparedBlob:
         try:
             data = source.read_bytes()
         except OSError as error:
-            raise InvalidImageError(f"blob of row {row}: cannot read {source} ({error.strerror})") from None
+            raise InvalidImageError(f"image {source} (row {row}) cannot be read ({error.strerror})") from None
     elif isinstance(blob, (bytes, bytearray, memoryview)):
         data = bytes(blob)
     elif isinstance(blob, Image.Image):
@@ -81,7 +82,7 @@ def prepare_blob(blob: Any, row: int) -> PreparedBlob:
         raise InvalidImageError(
             f"blob of row {row} is a {type(blob).__name__}; pass a file path, bytes or a PIL image"
         )
-    extension = _decode_check(data, row)
+    extension = _decode_check(data, f"image {source} (row {row})" if source is not None else f"blob of row {row}")
     ref = f"{hashlib.sha256(data).hexdigest()}.{extension}"
     keep_in_memory = source is None
     return PreparedBlob(ref=ref, data=data if keep_in_memory else None, source=source)

@@ -3,6 +3,7 @@ only the files that the record they read names, and every such file is complete 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,10 +33,20 @@ class StoreReader(StoreLayout):
         record = self.find_dataset(organisation, slug)
         if record is None:
             raise DatasetNotFoundError(
-                f"dataset {organisation}/{slug} does not exist under {self.datasets_root}; create it with "
+                f"dataset {organisation}/{slug} does not exist under {self.datasets_root}"
+                f"{self.did_you_mean(organisation, slug)}; create it with "
                 f"AtlasDataset('{organisation}/{slug}', unique_id_field=...)"
             )
         return record
+
+    def did_you_mean(self, organisation: str, slug: str) -> str:
+        """' (did you mean acme/news?)' when a dataset's name is close to this one, else ''."""
+        known = [record.identifier for record in self.list_datasets()]
+        wanted = f"{organisation}/{slug}"
+        close = difflib.get_close_matches(wanted.lower(), [name.lower() for name in known], n=3, cutoff=0.6)
+        close += [name for name in known if name.split("/")[-1].lower() == slug.lower() and name.lower() not in close]
+        matches = [name for name in known if name.lower() in close]
+        return f" (did you mean {' or '.join(matches)}?)" if matches else ""
 
     def list_datasets(self) -> list[DatasetRecord]:
         records = []

@@ -109,7 +109,8 @@ def test_delete_needs_confirmation_when_not_interactive(atlas_home, tmp_path, sh
 
 def test_search_prints_the_closest_rows_with_their_text(news_map, capsys):
     assert main(["search", "tests/ag-news", "football match", "-k", "3", "--width", "60"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+    header, *lines, footer = capsys.readouterr().out.strip().splitlines()
+    assert header.split()[:3] == ["#", "similarity", "id"] and "1 - cosine distance" in footer
     assert len(lines) == 3
     assert [line.split()[0] for line in lines] == ["1.", "2.", "3."]
     similarities = [float(line.split()[1]) for line in lines]
