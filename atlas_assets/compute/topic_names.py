@@ -15,7 +15,6 @@ from atlas_assets.compute.topic_phrases import (
     PhraseEmbedder,
     PhraseVectors,
     pick_phrases,
-    unit_mean,
 )
 
 _COMPASS = ("east", "north-east", "north", "north-west", "west", "south-west", "south", "south-east")
@@ -101,6 +100,9 @@ def name_topics(
     phrases_of: dict[int, list[str]] = {}
     names_of: dict[int, str] = {}
     directions: dict[int, np.ndarray] = {}
+    sums: dict[int, np.ndarray] = {}  # summed unit vectors of each topic's rows
+    contexts: dict[int, np.ndarray] = {}
+    total = unit_vectors.sum(axis=0) if unit_vectors is not None else None
     for depth_index in range(assignments.shape[1]):
         column = assignments[:, depth_index]
         topic_ids = [int(t) for t in np.unique(column)]
@@ -112,11 +114,11 @@ def name_topics(
             keywords_of.update(found.keywords)
             if phrase_vectors is not None:
                 assert unit_vectors is not None
-                directions.update({t: unit_mean(unit_vectors, members_of[t]) for t in topic_ids})
-                whole_map = unit_mean(unit_vectors, np.arange(len(unit_vectors)))
+                sums.update({t: unit_vectors[members_of[t]].sum(axis=0) for t in topic_ids})
+                directions.update({t: _unit(sums[t]) for t in topic_ids})
                 context = DepthContext(
                     directions=directions,
-                    contexts={t: whole_map if parents[t] is None else directions[parents[t]] for t in topic_ids},
+                    contexts={t: _sibling_context(t, parents[t], sums, total, contexts) for t in topic_ids},
                     parent_phrases={t: phrases_of.get(parents[t], []) for t in topic_ids if parents[t] is not None},
                     sibling_group={t: parents[t] for t in topic_ids},
                     sizes=sizes,
@@ -154,6 +156,25 @@ def name_topics(
                 )
             )
     return topics
+
+
+def _sibling_context(
+    topic: int, parent: int | None, sums: dict[int, np.ndarray], total: np.ndarray, contexts: dict[int, np.ndarray]
+) -> np.ndarray:
+    """What a topic is named against: the mean direction of its siblings' rows (its parent's rows, or
+    at depth 1 the whole map's, without its own). A topic covering most of the map is thus set
+    against the rest, not against itself. An only child takes its parent's context."""
+    rest = (total if parent is None else sums[parent]) - sums[topic]
+    if np.linalg.norm(rest) < 1e-6:
+        context = contexts.get(parent, _unit(total)) if parent is not None else _unit(total)
+    else:
+        context = _unit(rest)
+    contexts[topic] = context
+    return context
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
 def _name_first(name: str, keywords: list[str]) -> list[str]:

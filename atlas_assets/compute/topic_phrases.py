@@ -4,8 +4,8 @@ on the map's own embedding model).
 For every topic of a depth, its candidates are the best 1-2 word terms by class-based TF-IDF against
 its siblings (compute/keywords.py). Each candidate phrase is embedded with the model that embedded the
 rows, and scored by how close it lies to the topic's mean direction, less how close it lies to the
-topic's context (its parent's mean direction; at depth 1 the whole map's), plus a little of its
-c-TF-IDF relevance:
+topic's context (the mean direction of its siblings' rows: its parent's other rows, at depth 1 the
+rest of the map), plus a little of its c-TF-IDF relevance:
 
     score = cos(phrase, topic) - CONTEXT_WEIGHT * cos(phrase, context) + RELEVANCE_WEIGHT * relevance
 
@@ -34,7 +34,7 @@ PhraseEmbedder = Callable[[list[str]], np.ndarray]
 """Embeds phrases with the model that embedded the rows: (n, dimension) vectors in input order."""
 
 CANDIDATES = 30  # c-TF-IDF candidates re-ranked per topic
-CONTEXT_WEIGHT = 0.5
+CONTEXT_WEIGHT = 0.75
 RELEVANCE_WEIGHT = 0.2
 MMR_SCORE_SHARE = 0.6  # each next phrase: this share of its score, the rest against likeness to picked ones
 NAME_PHRASES = 4  # phrases picked per topic; the name takes the first 2-3 words of them
@@ -68,12 +68,6 @@ class PhraseVectors:
         if not phrases:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._vectors[phrase] for phrase in phrases])
-
-
-def unit_mean(unit_vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """The mean direction of some rows' unit vectors, itself of length 1."""
-    mean = unit_vectors[rows].mean(axis=0)
-    return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
 def pick_phrases(
