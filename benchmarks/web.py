@@ -10,7 +10,12 @@ CPU rasteriser, so frame times are an upper bound of what a GPU gives). Measured
   gzip-compressed (the reference this format is judged by);
 - browser: time to meta, to points received, to the first frame drawn (page navigation excluded),
   median frame time while panning (30 frames), hover-to-tooltip latency, a text search round trip,
-  and a box selection over half the map (rows computed in the page).
+  and a box selection over half the map (rows computed in the page);
+- the views beside the map: when the charts (one per field) and the labels of every depth are
+  ready (from the same origin as the first frame), the overlay (density contours and shade, labels) per frame, a density recomputation, filter
+  latency (a click on a category bar, and a date range, until the filtered map is drawn: a sample
+  first, as while panning, the full set at rest), a panning
+  frame with the filter on, the first page of the table and the table sorted by a number.
 
 Run: .venv/bin/python -m benchmarks.web [--sizes 10000 100000 1000000] [--repeats 3]
 (writes benchmarks/results/web.json). The machine has 2 shared cores: read ratios, not absolutes.
@@ -72,10 +77,11 @@ def synthetic_tables(n: int, seed: int = 0) -> MapTables:
     duplicate_class[pairs[:, 1]] = "deletion candidate"
     word = np.asarray(WORDS, dtype=object)[rng.integers(0, len(WORDS), size=n)]
     text = "synthetic item about " + word + " in cluster " + cluster.astype(str).astype(object)
+    published = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 730 * 86400, size=n), unit="s")
     return MapTables(
         projected=pd.DataFrame({"id": ids, "x": xy[:, 0], "y": xy[:, 1]}),
         data=pd.DataFrame({"id": ids, "text": text, "category": word,
-                           "score": rng.normal(size=n).astype(np.float32)}),
+                           "score": rng.normal(size=n).astype(np.float32), "published": published}),
         topics=pd.DataFrame({"id": ids, "topic_depth_1": topic1[cluster], "topic_depth_2": topic2[cluster * 4 + sub]}),
         duplicates=pd.DataFrame({"id": ids, "duplicate_class": duplicate_class, "cluster_id": -1}),
         text_field="text",
@@ -126,7 +132,13 @@ def measure_browser(browser: Any, server: BackgroundServer, key: str, repeats: i
         error = page.evaluate("window.atlasViewer.error")
         if error:
             raise RuntimeError(error)
-        loads.append(page.evaluate("window.atlasViewer.timings"))
+        # the charts and every depth's labels load after the first frame: wait for them before measuring
+        wait_for(page, "window.atlasViewer.charts && window.atlasViewer.charts.ready && window.atlasViewer.labelsReady",
+                 timeout=600_000)
+        timings = page.evaluate("window.atlasViewer.timings")
+        timings["chartsReady"] = timings["chartsReadyAt"] - timings["startedAt"]
+        timings["labelsReady"] = timings["labelsReadyAt"] - timings["startedAt"]
+        loads.append(timings)
         if attempt == repeats - 1:
             page.wait_for_timeout(500)
             extra["drawn_pixels"] = page.evaluate("window.atlasViewer.nonBackgroundPixels()")
@@ -169,14 +181,74 @@ def measure_browser(browser: Any, server: BackgroundServer, key: str, repeats: i
             extra["box_select_ms"] = (time.perf_counter() - t0) * 1000
             extra["box_selected"] = page.evaluate("window.atlasViewer.selection.length")
             extra["box_select_in_page_ms"] = page.evaluate("window.atlasViewer.timings.lastSelectionMs")
+            page.check("#tool-pan")
+            page.keyboard.press("Escape")
+            extra.update(measure_views(page))
             heap = page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : null")
             extra["js_heap_mb"] = heap / 2**20 if heap else None
         context.close()
     summary = {f"{name}_ms": statistics.median(load[name] for load in loads)
-               for name in ("meta", "points", "firstFrame")}
+               for name in ("meta", "points", "firstFrame", "chartsReady", "labelsReady")}
     summary["load_runs"] = loads
     summary.update(extra)
     return summary
+
+
+# in the page: a click on the first bar of a chart, until the map has been drawn filtered
+FILTER_CLICK = """async (field) => {
+  const v = window.atlasViewer, before = v.charts.updates;
+  const t0 = performance.now();
+  document.querySelector('.chart[data-field="' + field + '"] .bar').click();
+  await new Promise((resolve) => { const check = () => (v.charts.updates > before
+    ? requestAnimationFrame(() => requestAnimationFrame(resolve)) : requestAnimationFrame(check)); check(); });
+  return { ms: performance.now() - t0, crossfilterMs: v.charts.lastUpdateMs, visible: v.visibleCount };
+}"""
+TIME_RANGE = """async () => {
+  const v = window.atlasViewer, before = v.charts.updates;
+  const c = v.charts.list.find((c) => c.kind === 'temporal');
+  const t0 = performance.now();
+  const range = v.setTimeRange(c.name, c.edges[2], c.edges[Math.floor(c.edges.length / 2)]);
+  await new Promise((resolve) => { const check = () => (v.charts.updates > before
+    ? requestAnimationFrame(() => requestAnimationFrame(resolve)) : requestAnimationFrame(check)); check(); });
+  return { ms: performance.now() - t0, crossfilterMs: v.charts.lastUpdateMs, visible: v.visibleCount, range };
+}"""
+OVERLAY = """() => { const v = window.atlasViewer, times = [];
+  for (let i = 0; i < 15; i++) { const t0 = performance.now(); v._drawOverlay(); times.push(performance.now() - t0); }
+  times.sort((a, b) => a - b); return { ms: times[7], labels: v.placedLabels.length, density: v.density }; }"""
+
+
+def measure_views(page: Any) -> dict[str, Any]:
+    """The charts, labels, density, cross-filtering and table of an open page."""
+    out: dict[str, Any] = {}
+    wait_for(page, "window.atlasViewer.charts && window.atlasViewer.charts.ready && window.atlasViewer.labelsReady",
+             timeout=600_000)
+    out["charts"] = page.evaluate("window.atlasViewer.charts.list.length")
+    page.wait_for_timeout(800)
+    overlay = page.evaluate(OVERLAY)
+    out["overlay_frame_ms"] = overlay["ms"]
+    out["labels_placed"] = overlay["labels"]
+    out["density_compute_ms"] = overlay["density"]["computeMs"]
+    clicks = [page.evaluate(FILTER_CLICK, "category") for _ in range(3)]  # on, off, on
+    out["filter_click_ms"] = statistics.median(c["ms"] for c in clicks)
+    out["filter_crossfilter_ms"] = statistics.median(c["crossfilterMs"] for c in clicks)
+    out["filter_visible_points"] = clicks[-1]["visible"]
+    moving = page.evaluate("window.atlasViewer.measureFrames(30, true)")
+    out["filtered_pan_frame_ms"] = moving["median"]
+    page.click("#filters-clear")
+    page.wait_for_timeout(500)
+    ranged = page.evaluate(TIME_RANGE)
+    out["time_range_ms"] = ranged["ms"]
+    out["time_range_visible_points"] = ranged["visible"]
+    page.click("#filters-clear")
+    page.wait_for_timeout(800)
+    loaded = page.evaluate("window.atlasViewer.table.loaded || 0")
+    out["table_first_page_ms"] = page.evaluate("window.atlasViewer.table.lastLoadMs")
+    t0 = time.perf_counter()
+    page.locator("#rows-table th button", has_text="score").click()
+    wait_for(page, f"(window.atlasViewer.table.loaded || 0) > {loaded}", timeout=600_000)
+    out["table_sort_ms"] = (time.perf_counter() - t0) * 1000
+    out["table_sorted_rows"] = page.evaluate("window.atlasViewer.table.total")
+    return out
 
 
 def run(sizes: list[int], repeats: int) -> list[dict[str, Any]]:
@@ -206,7 +278,9 @@ def run(sizes: list[int], repeats: int) -> list[dict[str, Any]]:
 
 
 HEADER = (f"{'points':>9} {'points.bin':>11} {'JSON':>11} {'JSON.gz':>10} {'meta':>8} "
-          f"{'first frame':>11} {'full frame':>10} {'pan frame':>9} {'hover':>7} {'search':>7} {'box sel':>8} {'encode':>7}")
+          f"{'first frame':>11} {'full frame':>10} {'pan frame':>9} {'hover':>7} {'search':>7} {'box sel':>8} {'encode':>7}"
+          f" | {'charts':>7} {'labels':>7} {'overlay':>7} {'filter':>7} {'x-filt':>6} {'filt pan':>8} {'time rng':>8}"
+          f" {'table':>6} {'sort':>6}")
 
 
 def print_row(row: dict[str, Any]) -> None:
@@ -215,7 +289,10 @@ def print_row(row: dict[str, Any]) -> None:
         f"{row['points']:>9,} {row['points_bytes'] / mb:>9.2f}MB {row['naive_json_bytes'] / mb:>9.2f}MB "
         f"{row['naive_json_gzip_bytes'] / mb:>8.2f}MB {row['meta_bytes'] / 1024:>6.1f}kB "
         f"{row['firstFrame_ms']:>9.0f}ms {row['full_frame_median_ms']:>8.1f}ms {row['pan_frame_median_ms']:>7.1f}ms {row['hover_to_tooltip_ms']:>5.0f}ms "
-        f"{row['text_search_ms']:>5.0f}ms {row['box_select_ms']:>6.0f}ms {row['encode_points_s'] * 1000:>5.0f}ms",
+        f"{row['text_search_ms']:>5.0f}ms {row['box_select_ms']:>6.0f}ms {row['encode_points_s'] * 1000:>5.0f}ms"
+        f" | {row['chartsReady_ms']:>5.0f}ms {row['labelsReady_ms']:>5.0f}ms {row['overlay_frame_ms']:>5.1f}ms"
+        f" {row['filter_click_ms']:>5.0f}ms {row['filter_crossfilter_ms']:>4.0f}ms {row['filtered_pan_frame_ms']:>6.1f}ms"
+        f" {row['time_range_ms']:>6.0f}ms {row['table_first_page_ms']:>4.0f}ms {row['table_sort_ms']:>4.0f}ms",
         flush=True,
     )
 
