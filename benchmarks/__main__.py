@@ -4,7 +4,7 @@ its table and writing benchmarks/results/<stage>.json. Name stages to run only t
 import subprocess
 import sys
 
-STAGES = ["add_data", "embeddings", "layout", "topics", "duplicates", "end_to_end", "web", "server_load"]
+STAGES = ["add_data", "embeddings", "layout", "topics", "topic_names", "duplicates", "end_to_end", "web", "server_load"]
 
 
 def main(argv: list[str]) -> int:
