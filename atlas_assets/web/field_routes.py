@@ -5,8 +5,9 @@ All under `/api/maps/<map>/`:
 - `GET fields.json`: every field with its kind and whether it is a date (`temporal`).
 - `GET time/<name>`: a date field as float64 ms since the epoch per row (little-endian, NaN missing):
   exact, where the float32 colouring column of `field/<name>` is only good to minutes.
-- `GET topic_density?field=&start=&end=&depth=`: rows per topic with start <= field < end, as
-  `map.topics.get_topic_density` counts them (start/end: ms since the epoch or ISO 8601).
+- `GET topic_density?field=&start=&end=&depth=`: rows per topic with start <= field <= end, as
+  `map.topics.get_topic_density` counts them (the end included; every depth summed by label, or one
+  `depth`; start/end: ms since the epoch or ISO 8601).
 - `POST rows?sort=&order=asc|desc&offset=&limit=`: a page of the table of the rows in the body
   (uint32, little-endian; `?scope=all` for every row) sorted by a field: total, columns, cells.
 - `POST rows.csv?sort=&order=`: every field of those rows, full text, as a CSV attachment.
@@ -105,14 +106,14 @@ def field_routes(prefix: str, authorised_source: Authorise, cache_headers: Heade
         params = request.query_params
         start, end = _time_ms(params.get("start"), "start"), _time_ms(params.get("end"), "end")
         try:
-            depth = int(params.get("depth", "1"))
+            depth = int(params["depth"]) if params.get("depth") else None
             counts = field_table.topic_density(source, params.get("field", ""), start, end, depth)
         except ValueError as error:
             raise HTTPException(400, str(error)) from None
         except (KeyError, LookupError):
             raise HTTPException(404, f"this map has no date field {params.get('field', '')!r}") from None
         return JSONResponse({"field": params.get("field"), "start": start, "end": end, "depth": depth,
-                             "rule": "start <= t < end", "topics": counts}, headers=cache_headers(source))
+                             "rule": "start <= t <= end", "topics": counts}, headers=cache_headers(source))
 
     async def rows(request: Request) -> JSONResponse:
         source = authorised_source(request)

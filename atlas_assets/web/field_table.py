@@ -1,6 +1,6 @@
 """The dataset's fields as the charts and the table beside the map need them: which fields are dates,
 date columns in exact milliseconds, rows sorted by a field, pages of rows as JSON, rows as CSV, and
-topic counts in a time range with the rule of `map.topics.get_topic_density` (start <= t < end).
+topic counts in a time range with the rule of `map.topics.get_topic_density` (start <= t <= end).
 
 Every function takes a `MapSource`; the dataset's table comes from `source.table()` (ModelMapSource
 and FrameMapSource have it), sources without one answer `LookupError`.
@@ -59,16 +59,25 @@ def _topic_labels(source: MapSource, depth: int) -> np.ndarray:
     return labels[np.where(codes >= len(labels) - 1, len(labels) - 1, codes)]
 
 
-def topic_density(source: MapSource, field: str, start_ms: float, end_ms: float, depth: int = 1) -> list[dict[str, Any]]:
-    """Rows of each topic at `depth` whose `field` is in [start, end), largest first: the answer of
-    `map.topics.get_topic_density(field, start, end, depth)`, counted on the map's rows."""
+def topic_density(
+    source: MapSource, field: str, start_ms: float, end_ms: float, depth: int | None = None
+) -> list[dict[str, Any]]:
+    """Rows of each topic whose `field` is in [start, end] (the end included), largest first, over
+    every depth (a label used at two depths sums both) or at `depth`: the answer of
+    `map.topics.get_topic_density(field, start, end, topic_depth=depth)`, counted on the map's rows."""
     points = source.points()
-    if not 1 <= depth <= len(points.topic_codes):
-        raise ValueError(f"depth must be from 1 to {len(points.topic_codes)}")
+    depths = range(1, len(points.topic_codes) + 1)
+    if depth is not None:
+        if depth not in depths:
+            raise ValueError(f"depth must be from 1 to {len(points.topic_codes)}")
+        depths = range(depth, depth + 1)
     times = time_values(source, field)
-    inside = (times >= start_ms) & (times < end_ms)
-    counts = pd.Series(_topic_labels(source, depth)[inside]).value_counts()
-    return [{"topic": str(topic), "count": int(count)} for topic, count in counts.items()]
+    inside = (times >= start_ms) & (times <= end_ms)
+    counts: dict[str, int] = {}
+    for d in depths:
+        for topic, count in pd.Series(_topic_labels(source, d)[inside]).value_counts().items():
+            counts[str(topic)] = counts.get(str(topic), 0) + int(count)
+    return [{"topic": t, "count": c} for t, c in sorted(counts.items(), key=lambda item: -item[1])]
 
 
 def sorted_rows(source: MapSource, rows: np.ndarray, sort: str | None, descending: bool) -> np.ndarray:

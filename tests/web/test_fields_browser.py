@@ -3,7 +3,7 @@
 The fixture is the ag_news test map with two more fields: `published` (a date, spread over 90 days)
 and `words` (a count). Checked as a person would: a chart per field beside the map, a click on a
 bar filtering the map (the page's count of drawn points and the pixels both drop), a brushed time
-range counting exactly what `get_topic_density`'s rule counts (start <= t < end), a box selection
+range counting exactly what `get_topic_density`'s rule counts (start <= t <= end), a box selection
 shown in every chart and listed in the table, the table sorted and exported to CSV, the labels'
 boxes apart and their anchors where their topics are densest, and the density layer drawn.
 """
@@ -86,20 +86,24 @@ def test_the_routes_give_dates_exactly_and_count_a_time_range_as_get_topic_densi
         times = np.frombuffer(response.read(), "<f8")
     expected_ms = data["published"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
     np.testing.assert_array_equal(times.astype(np.int64), expected_ms)
-    # an end exactly on a row's time excludes that row, a start on one includes it
+    # a start or an end exactly on a row's time includes that row (get_topic_density's inclusive end)
     start, end = int(np.sort(expected_ms)[100]), int(np.sort(expected_ms)[900])
     url = f"{dated_server.url}{API}/topic_density?field=published&start={start}&end={end}&depth=1"
     with urllib.request.urlopen(url) as response:
         answer = json.loads(response.read())
-    inside = (expected_ms >= start) & (expected_ms < end)
+    inside = (expected_ms >= start) & (expected_ms <= end)
     labels = np.array([t.label for t in source.topics() if t.depth == 1], dtype=object)[source.points().topic_codes[0]]
     counts = pd.Series(labels[inside]).value_counts()
     assert {t["topic"]: t["count"] for t in answer["topics"]} == {k: int(v) for k, v in counts.items()}
-    assert sum(t["count"] for t in answer["topics"]) == 800
-    iso = f"{dated_server.url}{API}/topic_density?field=published&start=2024-01-01&end=2024-02-01"
+    assert sum(t["count"] for t in answer["topics"]) == 801
+    iso = f"{dated_server.url}{API}/topic_density?field=published&start=2024-01-01&end=2024-01-31T23:59:59.999&depth=1"
     with urllib.request.urlopen(iso) as response:
         january = sum(t["count"] for t in json.loads(response.read())["topics"])
     assert january == int((data["published"] < "2024-02-01").sum())
+    # without a depth, every depth counts (a row once per depth), as get_topic_density does
+    every = f"{dated_server.url}{API}/topic_density?field=published&start={start}&end={end}"
+    with urllib.request.urlopen(every) as response:
+        assert sum(t["count"] for t in json.loads(response.read())["topics"]) == 2 * 801
 
 
 def test_rows_come_sorted_and_paged_and_as_csv(dated_server, dated) -> None:
@@ -176,10 +180,10 @@ def test_a_brushed_time_range_counts_what_get_topic_density_counts(page, dated_s
     chosen = page.evaluate("window.atlasViewer.timeRange")
     start, end = chosen["start"], chosen["end"]
     ms = data["published"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
-    expected = int(((ms >= start) & (ms < end)).sum())
+    expected = int(((ms >= start) & (ms <= end)).sum())
     assert 0 < expected < len(data)
     assert page.evaluate("window.atlasViewer.visibleCount") == expected
-    url = f"{dated_server.url}{API}/topic_density?field=published&start={start}&end={end}"
+    url = f"{dated_server.url}{API}/topic_density?field=published&start={start}&end={end}&depth=1"
     with urllib.request.urlopen(url) as response:
         density = {t["topic"]: t["count"] for t in json.loads(response.read())["topics"]}
     assert sum(density.values()) == expected
@@ -187,7 +191,7 @@ def test_a_brushed_time_range_counts_what_get_topic_density_counts(page, dated_s
     topic_chart = page.evaluate("""(() => { const c = window.atlasViewer.charts.list.find((c) => c.name === 'topic_depth_1');
         return Object.fromEntries(c.labels.map((label, i) => [label, c.shown[i]])); })()""")
     assert {k: v for k, v in topic_chart.items() if v} == density
-    assert "(end excluded)" in page.locator('.chart[data-field="published"] .axis').inner_text()
+    assert "(end included)" in page.locator('.chart[data-field="published"] .axis').inner_text()
     map_image(page, "22-time-range")
 
 

@@ -9,8 +9,9 @@
  * Every row's bin in every chart is computed once (Uint16Array); an update is one pass per filtered
  * chart plus one per chart, over typed arrays: tens of milliseconds for a million points.
  *
- * A date range is [start, end), the rule of map.topics.get_topic_density(time_field, start, end):
- * brushing whole bins, start is the first bin's start and end the next bin's start.
+ * A date range is [start, end], the end included, the rule of map.topics.get_topic_density(
+ * time_field, start, end): brushing whole bins, start is the first bin's start and end the last
+ * millisecond of the last bin (dates are whole milliseconds, so no row falls between bins).
  */
 (function () {
   "use strict";
@@ -244,7 +245,7 @@
     }
     const lo = c.range ? c.edges[c.range[0]] : c.edges[0], hi = c.range ? c.edges[c.range[1] + 1] : c.edges[nb];
     c.axis.textContent = c.kind === "temporal"
-      ? formatTime(lo, c) + " – " + formatTime(hi, c) + (c.range ? " (end excluded)" : "")
+      ? formatTime(lo, c) + " – " + formatTime(c.range ? hi - 1 : hi, c) + (c.range ? " (end included)" : "")
       : formatNumber(lo) + " – " + formatNumber(hi);
     c.summary.textContent = ext.fmt(sum(c.chosen || c.shown, nb)) + (c.chosen ? " selected" : " shown")
       + (sum(c.total, c.nbins) > sum(c.total, nb) ? ", " + ext.fmt(c.total[nb]) + " without a value" : "");
@@ -297,17 +298,17 @@
       for (let b = range[0]; b <= range[1]; b++) c.clause[b] = 1;
     }
     if (c.kind === "temporal") {
-      viewer.timeRange = range ? { field: c.name, start: c.edges[range[0]], end: c.edges[range[1] + 1] } : null;
+      viewer.timeRange = range ? { field: c.name, start: c.edges[range[0]], end: c.edges[range[1] + 1] - 1 } : null;
     }
     ext.setStatus(range ? "Filtered by " + c.title : "Filter on " + c.title + " cleared");
     scheduleUpdate();
   }
-  // tests and the benchmark set a time range or a bin range directly: [start, end) in ms for dates
+  // tests and the benchmark set a time range directly: the whole bins from start to end (ms)
   viewer.setTimeRange = (field, start, end) => {
     const c = charts.find((x) => x.name === field);
-    const first = c.edges.findIndex((e) => e >= start), last = c.edges.findIndex((e) => e >= end) - 1;
+    const first = c.edges.findIndex((e) => e >= start), last = c.edges.findIndex((e) => e > end) - 1;
     setRange(c, [first, Math.max(first, last)]);
-    return { start: c.edges[first], end: c.edges[Math.max(first, last) + 1] };
+    return viewer.timeRange;
   };
 
   function clearAll() {
