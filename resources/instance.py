@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 from filelock import FileLock
 
-from atlas_assets.config import dagster_home
+from atlas_assets.config import atlas_home, dagster_home
 from resources.atomic import write_bytes_atomic
 
 DEFAULT_DAGSTER_YAML = """\
@@ -32,10 +32,26 @@ concurrency:
 """
 
 
+INSTANCE_DIR_MODE = 0o700
+
+
 def ensure_dagster_home() -> Path:
-    """Create the instance folder (and dagster.yaml) and export DAGSTER_HOME for this process."""
+    """Create the instance folder (and dagster.yaml) and export DAGSTER_HOME for this process.
+
+    The folder is 0700: its run and event databases (index.db, runs/, schedules/) hold every run's
+    metadata and logs, which other users of the machine have no business reading. A folder created
+    here, or the default one under ATLAS_HOME, is closed; a DAGSTER_HOME chosen by the user and
+    already there keeps the permissions it was given.
+    """
     home = dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
+    created = not home.exists()
+    home.mkdir(mode=INSTANCE_DIR_MODE, parents=True, exist_ok=True)
+    if created or home.resolve() == (atlas_home() / "dagster").resolve():
+        try:
+            if home.stat().st_mode & 0o077:
+                home.chmod(INSTANCE_DIR_MODE)
+        except PermissionError:  # someone else's folder: theirs to close
+            pass
     config = home / "dagster.yaml"
     if not config.exists():
         write_bytes_atomic(config, DEFAULT_DAGSTER_YAML.encode())

@@ -88,7 +88,7 @@ def prepare_blob(blob: Any, row: int) -> PreparedBlob:
     return PreparedBlob(ref=ref, data=data if keep_in_memory else None, source=source)
 
 
-def store_blob(blob_dir: Path, blob: PreparedBlob) -> bool:
+def store_blob(blob_dir: Path, blob: PreparedBlob, mode: int = 0o644) -> bool:
     """Write the blob unless its content is already stored. True when a new file was written."""
     target = blob_dir / blob.ref
     if target.exists():
@@ -96,5 +96,5 @@ def store_blob(blob_dir: Path, blob: PreparedBlob) -> bool:
     data = blob.data if blob.data is not None else blob.source.read_bytes()  # type: ignore[union-attr]
     if hashlib.sha256(data).hexdigest() != blob.ref.split(".")[0]:
         raise InvalidImageError(f"{blob.source} changed while it was being added; retry")
-    write_bytes_atomic(target, data)
+    write_bytes_atomic(target, data, mode)
     return True

@@ -9,6 +9,10 @@
   indices/<index_id>/           index outputs (see resources.index_outputs)
 <root>/locks/<org>/<slug>.{writer,indexing}.lock
 ```
+
+A private dataset (`is_public=False`) keeps its rows from other users of the machine: its folder and
+the folders below it are 0700, the files the store writes there (record, batches, blobs, tombstones)
+0600. A public dataset's files follow the umask (0644 / 0755 usually): other users may read them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,22 @@ _BATCH_ID = re.compile(r"^\d{8}T\d{12}-[0-9a-f]{6}$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _BLOB_REF = re.compile(r"^[0-9a-f]{64}\.[a-z]{3,4}$")
 MAX_NAME_LENGTH = 128  # organisation, slug and index id: folder and lock names stay far below 255 bytes
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+PUBLIC_FILE_MODE = 0o644  # before the umask
+DATASET_SUBFOLDERS = ("batches", "blobs", "deletions", "indices")
+
+
+def file_mode(is_public: bool) -> int:
+    """The permission of a file the store writes in a dataset's folder."""
+    return PUBLIC_FILE_MODE if is_public else PRIVATE_FILE_MODE
+
+
+def close_private_folder(folder: Path) -> None:
+    """Make a private dataset's folder and its subfolders 0700 (only the owner may enter)."""
+    for path in (folder, *(folder / sub for sub in DATASET_SUBFOLDERS)):
+        if path.is_dir() and (path.stat().st_mode & 0o777) != PRIVATE_DIR_MODE:
+            path.chmod(PRIVATE_DIR_MODE)
 
 
 def new_batch_id(after: str | None = None) -> str:

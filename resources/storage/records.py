@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import re
-import secrets
 import unicodedata
 import uuid
 from datetime import UTC, datetime
@@ -87,7 +86,8 @@ class DatasetRecord(_Record):
     batches: list[BatchRecord] = Field(default_factory=list)
     deletions: list[DeletionRecord] = Field(default_factory=list)
     indices: list[IndexRecord] = Field(default_factory=list)
-    access_token: str = Field(default_factory=lambda: secrets.token_urlsafe(24))
+    # (no access token here: the one token store is $ATLAS_HOME/web/tokens.json, mode 0600; an
+    # `access_token` left by an older version is dropped the next time the record is written)
 
     @property
     def identifier(self) -> str:

@@ -31,7 +31,17 @@ from atlas_assets.errors import (
 )
 from resources.atomic import TEMP_PREFIX, atomic_writer, fsync_dir, remove_tree_atomic, write_bytes_atomic
 from resources.storage import locks
-from resources.storage.layout import BATCHES, BLOBS, DELETIONS, INDICES, RECORD_FILE, check_name, new_batch_id
+from resources.storage.layout import (
+    BATCHES,
+    BLOBS,
+    DELETIONS,
+    INDICES,
+    RECORD_FILE,
+    check_name,
+    close_private_folder,
+    file_mode,
+    new_batch_id,
+)
 from resources.storage.reader import StoreReader
 from resources.storage.records import BatchRecord, DatasetRecord, DeletionRecord, normalise_slug, utc_now
 from resources.storage.writer import BatchWriter, TableInput
@@ -73,10 +83,11 @@ class DatasetStore(StoreReader):
     # ------------------------------------------------------------------------------ records
 
     def write_record(self, record: DatasetRecord) -> None:
-        write_bytes_atomic(
-            self.record_path(record.organisation, record.slug),
-            record.model_dump_json(indent=2).encode("utf-8"),
-        )
+        path = self.record_path(record.organisation, record.slug)
+        if not record.is_public:
+            # also closes the folders of a private dataset created before they were made 0700
+            close_private_folder(path.parent)
+        write_bytes_atomic(path, record.model_dump_json(indent=2).encode("utf-8"), mode=file_mode(record.is_public))
 
     def create_dataset(
         self,
@@ -129,7 +140,10 @@ class DatasetStore(StoreReader):
             try:
                 for sub in (BATCHES, BLOBS, DELETIONS, INDICES):
                     (staging / sub).mkdir(parents=True)
-                write_bytes_atomic(staging / RECORD_FILE, record.model_dump_json(indent=2).encode("utf-8"))
+                if not is_public:
+                    close_private_folder(staging)
+                write_bytes_atomic(staging / RECORD_FILE, record.model_dump_json(indent=2).encode("utf-8"),
+                                   mode=file_mode(is_public))
                 if final.exists():  # a folder without dataset.json: left by an interrupted delete
                     remove_tree_atomic(final, final.parent)
                 os.replace(staging, final)
@@ -220,7 +234,7 @@ class DatasetStore(StoreReader):
             deletion_id = new_batch_id(record.deletions[-1].deletion_id if record.deletions else None)
             target = self.dataset_dir(organisation, slug) / DELETIONS / f"{deletion_id}.parquet"
             try:
-                with atomic_writer(target) as handle:
+                with atomic_writer(target, file_mode(record.is_public)) as handle:
                     pq.write_table(rows, handle)
                 record.deletions.append(DeletionRecord(deletion_id=deletion_id, rows=rows.num_rows, created=utc_now()))
                 self.write_record(record)

@@ -18,7 +18,7 @@ from atlas_assets.compute import tables
 from atlas_assets.errors import InvalidDataError, InvalidEmbeddingsError, StoreWriteError
 from resources.atomic import fsync_dir, temp_path_for
 from resources.storage.blobs import PreparedBlob, prepare_blob, store_blob
-from resources.storage.layout import BATCHES, BLOBS, new_batch_id
+from resources.storage.layout import BATCHES, BLOBS, file_mode, new_batch_id
 from resources.storage.records import BatchRecord, DatasetRecord, Modality, serialize_schema, utc_now
 
 if TYPE_CHECKING:  # the store module imports this one
@@ -72,7 +72,8 @@ class BatchWriter:
         new_blob_files: list[Path] = []
         renamed = False
         try:
-            with open(temp, "wb") as handle:
+            descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode(record.is_public))
+            with os.fdopen(descriptor, "wb") as handle:
                 writer: pq.ParquetWriter | None = None
                 try:
                     for chunk in self._chunks(table):
@@ -91,7 +92,7 @@ class BatchWriter:
                 os.fsync(handle.fileno())
             self._check_ids_against_dataset()
             for blob in self._unique_blobs():
-                if store_blob(self.folder / BLOBS, blob):
+                if store_blob(self.folder / BLOBS, blob, file_mode(record.is_public)):
                     new_blob_files.append(self.folder / BLOBS / blob.ref)
             os.replace(temp, final)
             renamed = True

@@ -55,7 +55,9 @@ def test_a_record_round_trips_through_json_exactly() -> None:
     again = DatasetRecord.model_validate_json(record.model_dump_json())
     assert again == record and again.schema == schema and deserialize_schema(record.arrow_schema) == schema
     assert again.identifier == "acme/news" and again.total_datums == 10
-    assert len({DatasetRecord(organisation="a", slug="b", name="b").access_token for _ in range(3)}) == 3
+    # a record written by an older version, with the access token it used to carry, loads without it
+    old = json.loads(record.model_dump_json()) | {"access_token": "left-over"}
+    assert "access_token" not in DatasetRecord.model_validate(old).model_dump()
 
 
 def test_a_newer_record_with_unknown_keys_still_loads() -> None:
