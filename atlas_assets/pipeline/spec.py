@@ -28,12 +28,14 @@ class IndexSpec:
     index: IndexRecord
     source_index: IndexRecord | None = None
     """The index whose embeddings this one reuses (`reuse_embeddings_from_index`), or None."""
+    is_public: bool = True
+    """A private dataset's assets put no row content (texts, topic names) in Dagster metadata."""
 
     @classmethod
     def of(cls, dataset: DatasetRecord, index: IndexRecord) -> "IndexSpec":
         reused = index.reuse_embeddings_from_index
         source = next((i for i in dataset.indices if reused in (i.id, i.name)), None) if reused else None
-        return cls(dataset.organisation, dataset.slug, dataset.modality or "text", index, source)
+        return cls(dataset.organisation, dataset.slug, dataset.modality or "text", index, source, dataset.is_public)
 
     @property
     def names(self) -> DatasetNames:

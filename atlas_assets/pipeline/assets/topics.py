@@ -72,17 +72,16 @@ def topics_asset(spec: IndexSpec) -> dg.AssetsDefinition:
         xy = xy_from_output(projection, row_ids)
         codes = output.table["topic_id_depth_1"].to_numpy()
         depth_one = [t for t in output.side_data["topics"] if t["depth"] == 1]
-        yield dg.Output(
-            output,
-            metadata={
-                "dagster/row_count": metadata.pop("rows"),
-                **metadata,
-                "map": dg.MetadataValue.md(png_markdown(map_thumbnail(xy, codes), "map by depth-1 topic")),
-                "depth_1_topics": dg.MetadataValue.md(
-                    "\n".join(f"- **{t['short_description']}** ({t['size']} rows): {', '.join(t['keywords'][:6])}" for t in depth_one)
-                ),
-            },
-        )
+        shown = {
+            "dagster/row_count": metadata.pop("rows"),
+            **metadata,
+            "map": dg.MetadataValue.md(png_markdown(map_thumbnail(xy, codes), "map by depth-1 topic")),
+        }
+        if spec.is_public:  # topic names and keywords are words of the rows: never a private dataset's
+            shown["depth_1_topics"] = dg.MetadataValue.md(
+                "\n".join(f"- **{t['short_description']}** ({t['size']} rows): {', '.join(t['keywords'][:6])}" for t in depth_one)
+            )
+        yield dg.Output(output, metadata=shown)
         depths = int(output.side_data["depths"])
         assigned = all(
             (output.table[f"topic_id_depth_{d}"].to_numpy() >= 0).all() for d in range(1, depths + 1)
