@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import random
+import secrets
 import socket
 import tempfile
 import threading
@@ -152,16 +153,15 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _serve(home: str, port: int) -> None:
+def _serve(home: str, port: int, write_token: str) -> None:
     os.environ["ATLAS_HOME"] = home
     os.environ["DAGSTER_HOME"] = str(Path(home) / "dagster")
-    import uvicorn
-
     from atlas_assets.web.app import LOOPBACK_HOSTS, create_app
     from atlas_assets.web.discovery import HomeRegistry
+    from atlas_assets.web.server import run_server
 
-    app = create_app(HomeRegistry(), allowed_hosts=LOOPBACK_HOSTS)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    app = create_app(HomeRegistry(), allowed_hosts=LOOPBACK_HOSTS, write_token=write_token)
+    run_server(app, "127.0.0.1", port)  # as `atlas serve` runs it: h11, header and idle limits
 
 
 class ServerProcess:
@@ -169,9 +169,10 @@ class ServerProcess:
 
     def __init__(self, home: Path) -> None:
         self.port = _free_port()
+        self.write_token = secrets.token_urlsafe(32)  # what tag posts send as X-Atlas-Write-Token
         self.url = f"http://127.0.0.1:{self.port}"
         context = multiprocessing.get_context("spawn")
-        self.process = context.Process(target=_serve, args=(str(home), self.port), daemon=True)
+        self.process = context.Process(target=_serve, args=(str(home), self.port, self.write_token), daemon=True)
         self.process.start()
         deadline = time.monotonic() + 120
         while True:

@@ -6,6 +6,10 @@ session (`map.tags.add(...)`) write them, possibly at the same time: every chang
 re-reads the file, applies itself and replaces the file atomically (temp file + rename), so
 concurrent writers never lose each other's changes and a crash leaves the old or the new file.
 
+A map holds at most MAX_TAGS tags (a flood of tag names would otherwise grow the file, and every
+read of it, without bound); the per-tag counts the map shows are read in one pass and kept until the
+file changes (its inode, size and mtime), so a page load costs one `stat`.
+
 Ids are kept as strings (the id field may hold integers; `str()` makes them comparable across the
 JSON round trip). Order inside a tag is the order ids were first added.
 """
@@ -24,6 +28,7 @@ from resources.atomic import write_bytes_atomic
 
 TAGS_FILE = "tags.json"
 MAX_TAG_NAME_LENGTH = 100
+MAX_TAGS = 200
 _FORMAT_VERSION = 1
 
 
@@ -59,6 +64,7 @@ class TagStore:
         self.index_dir = Path(index_dir)
         self.path = self.index_dir / TAGS_FILE
         self._lock = FileLock(str(self.index_dir / (TAGS_FILE + ".lock")), timeout=60)
+        self._counts: tuple[tuple[int, int, int] | None, dict[str, int]] | None = None
 
     # reading -----------------------------------------------------------------------------------
     def _read(self) -> dict[str, list[str]]:
@@ -91,9 +97,23 @@ class TagStore:
             columns[name] = column
         return columns
 
+    def _file_key(self) -> tuple[int, int, int] | None:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
     def counts(self) -> dict[str, int]:
-        """Number of datums per non-empty tag (for the map's tag list)."""
-        return {name: len(ids) for name, ids in self._read().items() if ids}
+        """Number of datums per non-empty tag (for the map's tag list): one read of the file, and
+        none while it is unchanged."""
+        key = self._file_key()
+        cached = self._counts
+        if cached is not None and cached[0] == key:
+            return dict(cached[1])
+        counts = {name: len(ids) for name, ids in self._read().items() if ids}
+        self._counts = (key, counts)
+        return dict(counts)
 
     # writing -----------------------------------------------------------------------------------
     def _write(self, tags: dict[str, list[str]]) -> None:
@@ -108,6 +128,11 @@ class TagStore:
         self.index_dir.mkdir(parents=True, exist_ok=True)
         with self._lock:
             tags = self._read()
+            if not tags.get(name) and new_ids and sum(1 for ids in tags.values() if ids) >= MAX_TAGS:
+                raise InvalidOptionError(
+                    f"this map already has {MAX_TAGS} tags, the most a map may hold; add the rows to an "
+                    f"existing tag, or delete a tag before creating {name!r}"
+                )
             members = tags.setdefault(name, [])
             present = set(members)
             added = 0

@@ -276,6 +276,7 @@ def export_html(projection: "AtlasProjection", path: Path) -> Path:
     import html as html_module
 
     page = page.replace("{{TITLE}}", html_module.escape(str(meta["title"])))
+    page = page.replace("{{WRITE_TOKEN}}", "")  # an exported page changes no tags
     page = page.replace('<link rel="stylesheet" href="/static/viewer.css">', f"<style>\n{css}\n</style>")
     payload = _script_safe(json.dumps(document, separators=(",", ":"), default=str))
     scripts = (

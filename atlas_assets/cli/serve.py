@@ -11,7 +11,7 @@ from atlas_assets.web.app import DEFAULT_PORT
 def _serve(args: argparse.Namespace) -> int:
     from atlas_assets.web.app import serve
 
-    serve(host=args.host, port=args.port)
+    serve(host=args.host, port=args.port, allow_remote=args.allow_remote)
     return 0
 
 
@@ -37,7 +37,12 @@ def add_serve_commands(commands: Any) -> None:
     """Add `serve` and `token` to the CLI's subcommands."""
     serve = commands.add_parser("serve", help="serve the interactive maps (http://127.0.0.1:%d/)" % DEFAULT_PORT)
     serve.add_argument("--host", default="127.0.0.1",
-                       help="address to bind (default 127.0.0.1: only this machine can connect)")
+                       help="address to bind (default 127.0.0.1: only this machine can connect); any other "
+                            "address needs --allow-remote")
+    serve.add_argument("--allow-remote", action="store_true",
+                       help="people on other machines reach this server: directly (a non-loopback --host such "
+                            "as 0.0.0.0, ::, a LAN address: plain HTTP, tokens in clear text) or through a TLS "
+                            "reverse proxy (recommended, docs/security.md); pages then carry no write token")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     serve.set_defaults(handler=_serve)
     token = commands.add_parser("token", help="print the access token of a private dataset's maps")

@@ -13,10 +13,13 @@ Routes (`<map>` is `<org>/<slug>/<index>`):
   `GET .../image/<row>` its image bytes for image maps.
 - `GET /api/maps/<map>/search?q=...&mode=text|meaning&k=...` matching rows, best first.
 - `GET /api/maps/<map>/tags`, `GET .../tags/<tag>` (rows as uint32), `POST .../tags/<tag>`
-  (JSON `{"rows": [...], "action": "add"|"remove"}` or a uint32 body with `?action=`).
+  (JSON `{"rows": [...], "action": "add"|"remove"}` or a uint32 body with `?action=`): `tag_routes.py`.
 
 Private maps need their dataset's token (`Authorization: Bearer` or `?token=`); without it every
-route answers 401 with the same body as for a map that does not exist.
+route answers 401 with the same body as for a map that does not exist. Changing tags needs the
+server's write token (`X-Atlas-Write-Token`, carried by the page on a loopback server) on every map.
+Running the server (limits for slow clients, `BackgroundServer`) is `atlas_assets.web.server`; the
+threat model is docs/security.md.
 """
 
 from __future__ import annotations
@@ -25,10 +28,8 @@ import gzip
 import hashlib
 import html
 import json
-import socket
 import struct
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -46,21 +47,28 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from atlas_assets.errors import AtlasError
-from atlas_assets.web.auth import presented_token, token_matches
+from atlas_assets.errors import AtlasError, ConfigurationError
+from atlas_assets.web.auth import new_write_token, presented_token, token_matches
 from atlas_assets.web.field_routes import field_routes
+from atlas_assets.web.server import LOOPBACK_HOSTS, BackgroundServer, is_loopback, run_server
 from atlas_assets.web.source import NO_TOPIC, FieldColumn, MapPoints, MapSource
+from atlas_assets.web.tag_routes import MAX_TAG_BODY_BYTES, capped_body, tag_routes
+
+__all__ = [
+    "BackgroundServer", "DEFAULT_PORT", "LOOPBACK_HOSTS", "MAX_TAG_BODY_BYTES", "STATIC_DIR", "StaticRegistry",
+    "capped_body", "create_app", "encode_field", "encode_points", "map_meta", "map_path", "map_url", "serve",
+]
 
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEFAULT_PORT = 8765  # the port of atlas_assets.config.DEFAULT_MAP_SERVER (map_link)
-LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 # the viewer loads only its own files: no inline script, nothing from elsewhere (a datum's text is
 # always inserted as text, and this keeps it harmless even if that ever changed)
 PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
 STALE_MAP = "this map was rebuilt since the page was loaded: reload the page"
 FLAG_DUPLICATE = 1
 FLAG_DELETION_CANDIDATE = 2
@@ -76,6 +84,13 @@ class MapRegistry(Protocol):
     def get(self, key: str) -> MapSource | None: ...
 
     def sources(self) -> list[MapSource]: ...
+
+
+def missing_map_token(registry: object) -> str | None:
+    """The decoy token an unknown map is checked against: the registry's own (`missing_token()`, the
+    same lookup a private map's token costs) or, for registries without one, none."""
+    lookup = getattr(registry, "missing_token", None)
+    return lookup() if callable(lookup) else None
 
 
 class StaticRegistry:
@@ -207,39 +222,28 @@ class _PointCache:
             return buffers["gzip" if compressed else "plain"]
 
 
-# A tag of every point of a 1M-point map is 4 MB as uint32 and about 8 MB as JSON.
-MAX_TAG_BODY_BYTES = 16 * 1024 * 1024
-
-
-async def capped_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"request body over {limit // (1024 * 1024)} MiB")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"request body over {limit // (1024 * 1024)} MiB")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def create_app(
     registry: MapRegistry | Iterable[MapSource],
     *,
     allowed_hosts: list[str] | None = None,
+    write_token: str | None = None,
+    write_token_in_page: bool = True,
 ) -> Starlette:
     """The Starlette app serving the maps in `registry`.
 
     allowed_hosts: Host headers accepted (None: any); `serve` on a loopback address passes the
     loopback names, which stops DNS-rebinding pages from reaching the server through a browser.
+    write_token: the token tag changes need (default: a fresh random one; `app.state.write_token`).
+    write_token_in_page: whether the viewer page carries it (the single-user loopback case); a
+    server reachable from elsewhere leaves it out and hands it only to the people who may tag.
     """
     if not hasattr(registry, "get"):
         registry = StaticRegistry(registry)  # type: ignore[arg-type]
     maps: MapRegistry = registry  # type: ignore[assignment]
     cache = _PointCache()
     index_html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    write_token = write_token or new_write_token()
+    page_token = html.escape(write_token) if write_token_in_page else ""
 
     def authorised_source(request: Request) -> MapSource:
         params = request.path_params
@@ -247,7 +251,8 @@ def create_app(
         source = maps.get(key)
         token = presented_token(request.headers.get("authorization"), request.query_params.get("token"))
         if source is None:
-            token_matches(None, token)
+            # the same work as for a private map (a token lookup, a comparison), and the same answer
+            token_matches(missing_map_token(maps), token)
             raise HTTPException(401, NOT_AVAILABLE, headers={"WWW-Authenticate": "Bearer"})
         if not source.is_public and not token_matches(source.access_token(), token):
             raise HTTPException(401, NOT_AVAILABLE, headers={"WWW-Authenticate": "Bearer"})
@@ -286,7 +291,10 @@ def create_app(
             )
         title = html.escape(source.title)
         headers = {**cache_headers(source), "Content-Security-Policy": PAGE_POLICY, "Referrer-Policy": "no-referrer"}
-        return HTMLResponse(index_html.replace("{{TITLE}}", title), headers=headers)
+        # a request relayed by a proxy comes from elsewhere: the page then carries no write token
+        relayed = any(name in request.headers for name in FORWARDING_HEADERS)
+        body = index_html.replace("{{TITLE}}", title).replace("{{WRITE_TOKEN}}", "" if relayed else page_token)
+        return HTMLResponse(body, headers=headers)
 
     def meta(request: Request) -> JSONResponse:
         source = authorised_source(request)
@@ -297,7 +305,7 @@ def create_app(
         headers = cache_headers(source)
         client = request.client.host if request.client else ""
         # compressing pays off across a network, not on this machine's loopback
-        wants_gzip = "gzip" in request.headers.get("accept-encoding", "") and not _is_loopback(client)
+        wants_gzip = "gzip" in request.headers.get("accept-encoding", "") and not is_loopback(client)
         if wants_gzip:
             headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
         return Response(cache.get(source, compressed=wants_gzip), media_type="application/octet-stream",
@@ -321,9 +329,13 @@ def create_app(
 
     def image(request: Request) -> Response:
         source = authorised_source(request)
-        found = source.image(int(request.path_params["row"]))
+        try:
+            found = source.image(int(request.path_params["row"]))
+        except (LookupError, OSError, AtlasError):
+            # a map without images (no `_blob` column), a blob gone from disk, a bad blob reference
+            found = None
         if found is None:
-            raise HTTPException(404, "this datum has no image")
+            raise HTTPException(404, "this datum has no image (only image maps have images)")
         blob, media_type = found
         return Response(blob, media_type=media_type, headers=cache_headers(source))
 
@@ -351,58 +363,6 @@ def create_app(
             headers=cache_headers(source),
         )
 
-    def tags(request: Request) -> JSONResponse:
-        source = authorised_source(request)
-        return JSONResponse(
-            {"tags": [{"name": n, "count": c} for n, c in source.tag_counts().items()]},
-            headers=cache_headers(source),
-        )
-
-    async def tag(request: Request) -> Response:
-        source = authorised_source(request)
-        name = request.path_params["tag"]
-        if request.method == "GET":
-            try:
-                rows = source.tag_rows(name)
-            except (LookupError, AtlasError) as error:
-                raise HTTPException(409, str(error)) from None
-            return Response(np.asarray(rows, dtype="<u4").tobytes(), media_type="application/octet-stream",
-                            headers=cache_headers(source))
-        content_type = request.headers.get("content-type", "").split(";")[0].strip()
-        body = await capped_body(request, MAX_TAG_BODY_BYTES)
-        if content_type == "application/json":
-            try:
-                document = json.loads(body)
-                rows = np.asarray(document.get("rows", []), dtype=np.int64)
-                action = str(document.get("action", "add"))
-            except (ValueError, TypeError, AttributeError, OverflowError):
-                raise HTTPException(400, "body must be JSON {'rows': [int, ...], 'action': 'add'|'remove'}") from None
-        elif content_type == "application/octet-stream":
-            if len(body) % 4:
-                raise HTTPException(400, "binary body must be uint32 rows (a multiple of 4 bytes)")
-            rows = np.frombuffer(body, dtype="<u4").astype(np.int64)
-            action = request.query_params.get("action", "add")
-        else:
-            # simple (CORS-safelisted) content types are refused so other web pages cannot post here
-            raise HTTPException(415, "send rows as application/json or application/octet-stream")
-        if action not in ("add", "remove"):
-            raise HTTPException(400, "action must be 'add' or 'remove'")
-        import anyio.to_thread
-
-        def apply() -> int:
-            if action == "add":
-                return source.tag_rows_add(rows, name)
-            return source.tag_rows_remove(rows, name)
-
-        try:
-            changed = await anyio.to_thread.run_sync(apply)
-        except IndexError:
-            raise HTTPException(400, "a row is out of range for this map") from None
-        except (LookupError, AtlasError) as error:
-            raise HTTPException(400, str(error)) from None
-        counts = source.tag_counts()
-        return JSONResponse({"tag": name, "action": action, "changed": changed, "count": counts.get(name, 0)})
-
     map_prefix = "/api/maps/{org}/{slug}/{index}"
     routes = [
         Route("/", home),
@@ -414,8 +374,7 @@ def create_app(
         Route(map_prefix + "/datum/{row:int}", datum),
         Route(map_prefix + "/image/{row:int}", image),
         Route(map_prefix + "/search", search),
-        Route(map_prefix + "/tags", tags),
-        Route(map_prefix + "/tags/{tag}", tag, methods=["GET", "POST"]),
+        *tag_routes(map_prefix, authorised_source, cache_headers, write_token),  # tag_routes.py
         *field_routes(map_prefix, authorised_source, cache_headers),  # charts and table: field_routes.py
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
@@ -434,45 +393,17 @@ def create_app(
                                                     "image/png", "image/jpeg", "image/gif", "image/webp"))]
     if allowed_hosts is not None:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
-    return Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error, AtlasError: atlas_error})
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={HTTPException: http_error, AtlasError: atlas_error})
+    app.state.write_token = write_token
+    return app
 
 
 # running -------------------------------------------------------------------------------------------
-def _is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
-
-
-class BackgroundServer:
-    """A uvicorn server on its own thread (tests, benchmarks, notebooks); `stop()` ends it."""
-
-    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
-        import uvicorn
-
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
-        self.host = host
-        self.port = int(self._socket.getsockname()[1])
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the map server did not start")
-            time.sleep(0.02)
-
-    @property
-    def url(self) -> str:
-        shown = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{shown}:{self.port}"
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
+CLEAR_TEXT_WARNING = (
+    "the map server is reachable from other machines over plain HTTP: tokens and map data travel in "
+    "clear text; put a TLS reverse proxy in front of it (docs/security.md)"
+)
 
 
 def serve(
@@ -482,14 +413,23 @@ def serve(
     sources: Iterable[MapSource] | MapRegistry | None = None,
     announce: Callable[[str], None] = print,
     log_level: str = "warning",
+    allow_remote: bool = False,
 ) -> None:
     """Serve the maps (default: every map under ATLAS_HOME) until interrupted.
 
-    Binds to 127.0.0.1 unless told otherwise: a map server on a public interface shows public maps to
-    anyone who can reach it, so choosing another host is left to the person running it.
+    Binds to 127.0.0.1 unless told otherwise. `allow_remote` says that people on other machines reach
+    the server, directly (another address: 0.0.0.0, ::, a LAN address, refused without it) or through
+    a reverse proxy: then the Host check is off (the proxy passes the public name), pages carry no
+    write token (the token to tag with is announced instead), and a server bound beyond loopback
+    warns that tokens travel in clear text without TLS.
     """
-    import uvicorn
-
+    remote = allow_remote or not is_loopback(host)
+    if not is_loopback(host) and not allow_remote:
+        raise ConfigurationError(
+            f"--host {host} would serve the maps to other machines over plain HTTP (tokens in clear text); "
+            "keep the default 127.0.0.1 and put a TLS reverse proxy in front of it (docs/security.md), "
+            "or pass --allow-remote to serve beyond this machine anyway"
+        )
     if sources is None:
         from atlas_assets.web.discovery import HomeRegistry
 
@@ -498,12 +438,21 @@ def serve(
         registry = sources  # type: ignore[assignment]
     else:
         registry = StaticRegistry(sources)  # type: ignore[arg-type]
-    allowed = LOOPBACK_HOSTS if _is_loopback(host) else None
-    app = create_app(registry, allowed_hosts=allowed)
+    write_token = new_write_token()
+    app = create_app(registry, allowed_hosts=None if remote else LOOPBACK_HOSTS, write_token=write_token,
+                     write_token_in_page=not remote)
+    if not is_loopback(host):
+        announce(f"warning: {CLEAR_TEXT_WARNING}")
+    elif remote:
+        announce("serving for a reverse proxy on this machine: it must terminate TLS and pass the Host header "
+                 "through (docs/security.md)")
     for source in registry.sources():
         token = None if source.is_public else source.access_token()
         kind = "public " if source.is_public else "private"
         announce(f"{kind} {source.key}: {map_url(source.key, host, port, token)}")
+    if remote:
+        announce("tags change only with this server's write token: send it as X-Atlas-Write-Token, or "
+                 f"append #write={write_token} to a map link you open")
     shown_host = f"[{host}]" if ":" in host else host
     announce(f"map server on http://{shown_host}:{port}/ (Ctrl+C stops it)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    run_server(app, host, port, log_level)

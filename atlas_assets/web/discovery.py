@@ -12,7 +12,7 @@ import threading
 
 from atlas_assets.maps.loader import load_map, map_key, map_version
 from atlas_assets.maps.queries import query_vectors
-from atlas_assets.web.auth import dataset_token
+from atlas_assets.web.auth import dataset_token, decoy_token
 from atlas_assets.web.source import MapSource, ModelMapSource
 from resources.storage.records import DatasetRecord, IndexRecord
 from resources.storage import DatasetStore
@@ -75,11 +75,21 @@ class HomeRegistry:
 
     def get(self, key: str) -> MapSource | None:
         with self._lock:
-            found = self._indices().get(key)
+            indices = self._indices()
+            found = indices.get(key)
             if found is None:
                 self._sources.pop(key, None)
+                if indices:
+                    # the work a known map costs (its version: a stat per output), so that how long
+                    # the answer takes does not tell a stranger whether a private map exists
+                    map_version(*next(iter(indices.values())))
                 return None
             return self._current(key, *found)
+
+    def missing_token(self) -> str:
+        """What the server checks a request for an unknown map against: a lookup in the same token
+        file as a private map's (so both cost the same), which never finds a real token."""
+        return decoy_token()
 
     def sources(self) -> list[MapSource]:
         with self._lock:

@@ -17,6 +17,7 @@ import pytest
 from tests.reliability.support import digits_vectors
 
 PUBLIC, PRIVATE = "open/digits", "closed/digits"
+WRITE_TOKEN = "reliability-write-token"  # the map server's tag-writing token in these tests
 
 
 @dataclass
@@ -69,7 +70,7 @@ def map_server(served_home: ServedMaps, monkeypatch: pytest.MonkeyPatch) -> Iter
     from atlas_assets.web.app import LOOPBACK_HOSTS, BackgroundServer, create_app
     from atlas_assets.web.discovery import HomeRegistry
 
-    server = BackgroundServer(create_app(HomeRegistry(), allowed_hosts=LOOPBACK_HOSTS))
+    server = BackgroundServer(create_app(HomeRegistry(), allowed_hosts=LOOPBACK_HOSTS, write_token=WRITE_TOKEN))
     try:
         yield server.url
     finally:

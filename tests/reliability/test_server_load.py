@@ -19,7 +19,7 @@ WORKERS = 8
 SECONDS = 8.0
 
 
-def _tagger(url: str, map_key: str, seconds: float, failures: list[str]) -> None:
+def _tagger(url: str, map_key: str, seconds: float, failures: list[str], write_token: str) -> None:
     """A person lassoing points while others browse: tag posts interleaved with the reads."""
     host, port = url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
@@ -28,7 +28,7 @@ def _tagger(url: str, map_key: str, seconds: float, failures: list[str]) -> None
     while time.monotonic() < deadline:
         action = "add" if number % 2 == 0 else "remove"
         body = json.dumps({"rows": list(range(number % 50, number % 50 + 20)), "action": action}).encode()
-        connection.request("POST", f"/api/maps/{map_key}/tags/load-test", body, {"Content-Type": "application/json"})
+        connection.request("POST", f"/api/maps/{map_key}/tags/load-test", body, {"Content-Type": "application/json", "X-Atlas-Write-Token": write_token})
         response = connection.getresponse()
         response.read()
         if response.status != 200:
@@ -42,7 +42,7 @@ def test_concurrent_clients_get_no_errors(served_home: ServedMaps) -> None:
     try:
         warm(server.url, served_home.public_key)
         failures: list[str] = []
-        tagger = threading.Thread(target=_tagger, args=(server.url, served_home.public_key, SECONDS, failures))
+        tagger = threading.Thread(target=_tagger, args=(server.url, served_home.public_key, SECONDS, failures, server.write_token))
         tagger.start()
         result = run_load(server.url, served_home.public_key, served_home.rows, WORKERS, SECONDS)
         tagger.join(60)

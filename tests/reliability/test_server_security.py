@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from tests.reliability.conftest import ServedMaps
+from tests.reliability.conftest import WRITE_TOKEN, ServedMaps
 
 LEAK_MARKERS = [b"root:x:", b"Traceback", b"def create_app", b"import ", b"/work/", b"site-packages", b"ATLAS_HOME"]
 
@@ -139,7 +139,8 @@ def test_a_url_beyond_the_http_layers_limit_is_refused_and_the_server_lives_on(m
     assert status == 200
 
 
-JSON = {"Content-Type": "application/json"}
+WRITE = {"X-Atlas-Write-Token": WRITE_TOKEN}  # tag changes need the server's write token
+JSON = {"Content-Type": "application/json", **WRITE}
 
 
 @pytest.mark.parametrize(
@@ -188,16 +189,16 @@ def test_hostile_tag_names_are_refused_or_kept_as_plain_names(map_server: str, s
 def test_tag_posts_need_a_json_or_binary_content_type(map_server: str, served_home: ServedMaps) -> None:
     path = api(served_home.public_key, "tags/reliability-form")
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""):
-        status, _, _ = request(map_server, "POST", path, b"rows=1", {"Content-Type": content_type} if content_type else {})
+        status, _, _ = request(map_server, "POST", path, b"rows=1", {"Content-Type": content_type, **WRITE} if content_type else WRITE)
         assert status == 415, content_type
-    status, _, _ = request(map_server, "POST", path + "?action=add", b"\x01\x00\x00", {"Content-Type": "application/octet-stream"})
+    status, _, _ = request(map_server, "POST", path + "?action=add", b"\x01\x00\x00", {"Content-Type": "application/octet-stream", **WRITE})
     assert status == 400
 
 
 def test_an_oversized_tag_body_is_refused_with_413(map_server: str, served_home: ServedMaps) -> None:
     body = b"\x00" * (64 * 1024 * 1024)
     status, _, _ = request(map_server, "POST", api(served_home.public_key, "tags/huge") + "?action=remove", body,
-                           {"Content-Type": "application/octet-stream"})
+                           {"Content-Type": "application/octet-stream", **WRITE})
     assert status == 413
 
 

@@ -33,6 +33,8 @@ CHROMIUM_ARGS = [
     "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
 ]
 PRIVATE_TOKEN = "fixture-token-0123456789abcdefghijklmnop"
+WRITE_TOKEN = "fixture-write-token-0123456789abcdefghij"  # the map server's tag-writing token
+WRITE = {"X-Atlas-Write-Token": WRITE_TOKEN}
 
 
 @dataclass
@@ -145,7 +147,7 @@ def table_map(news_tables, tmp_path: Path) -> TableMaps:
 
 @pytest.fixture
 def map_server(table_map: TableMaps) -> Iterator[BackgroundServer]:
-    server = BackgroundServer(create_app([table_map.public, table_map.private]))
+    server = BackgroundServer(create_app([table_map.public, table_map.private], write_token=WRITE_TOKEN))
     yield server
     server.stop()
 

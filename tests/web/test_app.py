@@ -14,7 +14,7 @@ import pytest
 
 from atlas_assets.web.app import BackgroundServer, create_app, map_path
 from resources.tags import TagStore
-from tests.web.conftest import PRIVATE_TOKEN, TableMaps
+from tests.web.conftest import PRIVATE_TOKEN, WRITE, TableMaps
 
 API = "/api/maps/local/news/main"
 PRIVATE_API = "/api/maps/local/secret/main"
@@ -127,7 +127,7 @@ def test_an_empty_or_malformed_search_is_a_400(map_server) -> None:
 def test_rows_posted_as_a_tag_are_visible_from_python(map_server, table_map: TableMaps) -> None:
     rows = np.array([3, 1, 4, 1, 5], dtype="<u4")
     status, body, _ = fetch(map_server, API + "/tags/reviewed", data=rows.tobytes(),
-                            headers={"Content-Type": "application/octet-stream"})
+                            headers={"Content-Type": "application/octet-stream", **WRITE})
     assert status == 200, body
     assert json.loads(body)["count"] == 4
     expected = sorted(table_map.frame["id"].iloc[[1, 3, 4, 5]])
@@ -141,7 +141,7 @@ def test_rows_posted_as_a_tag_are_visible_from_python(map_server, table_map: Tab
 
 
 def test_rows_can_be_removed_from_a_tag_with_json(map_server, table_map: TableMaps) -> None:
-    post = {"Content-Type": "application/json"}
+    post = {"Content-Type": "application/json", **WRITE}
     fetch(map_server, API + "/tags/t", data=json.dumps({"rows": [1, 2, 3]}).encode(), headers=post)
     status, body, _ = fetch(map_server, API + "/tags/t", data=json.dumps({"rows": [2], "action": "remove"}).encode(),
                             headers=post)
@@ -150,13 +150,13 @@ def test_rows_can_be_removed_from_a_tag_with_json(map_server, table_map: TableMa
 
 def test_a_form_post_from_another_page_cannot_tag(map_server) -> None:
     status, _, _ = fetch(map_server, API + "/tags/evil", data=b"rows=1",
-                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+                         headers={"Content-Type": "application/x-www-form-urlencoded", **WRITE})
     assert status == 415
 
 
 def test_out_of_range_rows_are_refused_and_nothing_is_tagged(map_server, table_map: TableMaps) -> None:
     status, _, _ = fetch(map_server, API + "/tags/bad", data=json.dumps({"rows": [1, 5000]}).encode(),
-                         headers={"Content-Type": "application/json"})
+                         headers={"Content-Type": "application/json", **WRITE})
     assert status == 400
     assert TagStore(table_map.index_dir).get_datums_in_tag("bad") == []
 
@@ -213,7 +213,7 @@ def test_requests_naming_an_older_build_of_the_map_are_refused(table_map: TableM
             self._sources[rebuilt.key] = rebuilt
 
     registry = Rebuilt()
-    server = BackgroundServer(create_app(registry))
+    server = BackgroundServer(create_app(registry, write_token=WRITE["X-Atlas-Write-Token"]))
     try:
         version = fetch_json(server, API + "/meta")["version"]
         assert fetch(server, API + f"/datum/1?v={version}")[0] == 200
@@ -221,7 +221,7 @@ def test_requests_naming_an_older_build_of_the_map_are_refused(table_map: TableM
         status, body, _ = fetch(server, API + f"/datum/1?v={version}")
         assert status == 409 and b"reload the page" in body
         post = fetch(server, API + f"/tags/stale?v={version}", data=json.dumps({"rows": [1]}).encode(),
-                     headers={"Content-Type": "application/json"})
+                     headers={"Content-Type": "application/json", **WRITE})
         assert post[0] == 409
         assert TagStore(table_map.index_dir).get_datums_in_tag("stale") == []
         assert fetch(server, API + "/datum/1")[0] == 200  # API users without ?v= are not bothered

@@ -22,6 +22,21 @@
   const apiBase = "/api/maps/" + parts.slice(1, 4).join("/");
   const token = new URLSearchParams(location.search).get("token");
   const authHeaders = token ? { Authorization: "Bearer " + token } : {};
+  // Changing tags needs the server's write token: the page carries it on a loopback server; a server
+  // reachable from elsewhere gives it to its users as a link ending in #write=<token> (kept for this tab).
+  const writeToken = (function () {
+    const meta = document.querySelector('meta[name="atlas-write-token"]');
+    const inPage = meta && !meta.content.startsWith("{{") ? meta.content : "";
+    const inLink = new URLSearchParams(location.hash.slice(1)).get("write");
+    let kept = null;
+    try {
+      if (inLink) sessionStorage.setItem("atlas-write-token", inLink);
+      kept = sessionStorage.getItem("atlas-write-token");
+    } catch (e) { /* storage off: the link's token still works until reload */ }
+    if (inLink) history.replaceState(null, "", location.pathname + location.search);
+    return inPage || inLink || kept || "";
+  })();
+  const writeHeaders = writeToken ? { "X-Atlas-Write-Token": writeToken } : {};
   const $ = (id) => document.getElementById(id);
 
   const viewer = {
@@ -858,7 +873,7 @@
     try {
       const response = await api("/tags/" + encodeURIComponent(name) + "?action=" + action, {
         method: "POST",
-        headers: Object.assign({ "Content-Type": "application/octet-stream" }, authHeaders),
+        headers: Object.assign({ "Content-Type": "application/octet-stream" }, authHeaders, writeHeaders),
         body: viewer.selection,
       });
       const result = await response.json();
