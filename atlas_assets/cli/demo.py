@@ -129,6 +129,7 @@ def run_demo(
     from atlas_assets.config import atlas_home
 
     if serve:  # fail before the long work when a port is taken
+        servers.require_loopback_map_host(host)
         servers.require_free_port(host, ui_port, "Dagster UI", "--ui-port")
         servers.require_free_port(host, map_port, "map server", "--map-port")
         shown = f"[{host}]" if ":" in host else host

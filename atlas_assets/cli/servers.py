@@ -141,8 +141,22 @@ def start_dagster_ui(host: str = "127.0.0.1", port: int = DEFAULT_UI_PORT, log_p
     return _start("Dagster UI", command, f"http://{shown}:{port}", log_path, env)
 
 
+def require_loopback_map_host(host: str) -> None:
+    """The map server started for someone binds to this machine only."""
+    from atlas_assets.web.server import is_loopback
+
+    if not is_loopback(host):
+        raise ConfigurationError(
+            f"the map server started here binds to this machine only (127.0.0.1), not {host}: maps and "
+            "tokens would travel in clear text; use `atlas serve --allow-remote` behind a TLS reverse proxy "
+            "(docs/security.md)"
+        )
+
+
 def start_map_server(host: str = "127.0.0.1", port: int = 8765, log_path: Path | None = None) -> ChildServer:
-    """`atlas serve` in a child process."""
+    """`atlas serve` in a child process (on a loopback address: `atlas serve --allow-remote` is the
+    deliberate way to serve beyond this machine)."""
+    require_loopback_map_host(host)
     require_free_port(host, port, "map server", "--map-port")
     env = {**os.environ, "ATLAS_HOME": str(atlas_home())}
     command = [sys.executable, "-m", "atlas_assets.cli", "serve", "--host", host, "--port", str(port)]
