@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -285,8 +286,14 @@ def export_html(projection: "AtlasProjection", path: Path) -> Path:
         f"<script>{_script_safe(viewer)}</script>"
     )
     if '<script src="/static/viewer.js"></script>' not in page:
-        raise IndexNotReadyError("the web viewer's index.html changed shape; update atlas_assets/export.py")
+        raise IndexNotReadyError("the web viewer's index.html changed shape; update atlas_assets/cli/export.py")
     page = page.replace('<script src="/static/viewer.js"></script>', scripts)
+    # The viewer's other files (labels, density, charts, table) are inlined too: nothing is fetched.
+    page = re.sub(
+        r'<script src="/static/([\w.-]+\.js)"></script>',
+        lambda match: f"<script>{_script_safe((STATIC_DIR / match.group(1)).read_text(encoding='utf-8'))}</script>",
+        page,
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
