@@ -47,7 +47,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from atlas_assets.errors import AtlasError, ConfigurationError
+from atlas_assets.errors import AtlasError, ConfigurationError, ModelError
 from atlas_assets.web.auth import new_write_token, presented_token, token_matches
 from atlas_assets.web.field_routes import field_routes
 from atlas_assets.web.server import LOOPBACK_HOSTS, BackgroundServer, is_loopback, run_server
@@ -351,10 +351,10 @@ def create_app(
             raise HTTPException(400, "empty query: pass ?q=<words>")
         try:
             result = source.search(query, mode=mode, k=k)
-        except ValueError as error:
-            raise HTTPException(400, str(error)) from None
-        except LookupError as error:
+        except (LookupError, ModelError) as error:  # the map or its model is not ready: the server's state
             raise HTTPException(409, str(error)) from None
+        except ValueError as error:  # the request's (AtlasErrors a user triggers are ValueErrors too)
+            raise HTTPException(400, str(error)) from None
         except AtlasError as error:
             raise HTTPException(409, str(error)) from None
         return JSONResponse(
