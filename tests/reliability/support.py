@@ -133,3 +133,14 @@ def open_instance(result_path: str) -> None:
         Path(result_path).write_text("ok")
     except Exception as error:  # noqa: BLE001 - reported to the parent test
         Path(result_path).write_text(repr(error)[:500])
+
+
+def run_in_process(assets: list, instance) -> None:
+    """One in-process run of these assets through the runner's own path (a job of their own, as each
+    dataset's jobs are), so the tests exercise what create_index does."""
+    import dagster as dg
+
+    from atlas_assets.pipeline.runner import _run
+
+    family = dg.Definitions(assets=assets, jobs=[dg.define_asset_job("test_job", selection=dg.AssetSelection.assets(*assets))])
+    _run(family, "test_job", [key for asset in assets for key in asset.keys], {}, instance)

@@ -224,8 +224,8 @@ def test_materialisations_of_three_datasets_share_one_sqlite_instance(atlas_home
 def _many_small_runs(number: int, runs: int, ack: str) -> None:
     import dagster as dg
 
-    from atlas_assets.pipeline.runner import _run
     from resources.instance import get_instance
+    from tests.reliability.support import run_in_process
 
     @dg.asset(name=f"tiny_{number}")
     def tiny() -> int:
@@ -233,7 +233,7 @@ def _many_small_runs(number: int, runs: int, ack: str) -> None:
 
     instance = get_instance()
     for _ in range(runs):
-        _run([tiny], None, {}, instance)  # a PipelineError or an OperationalError fails the worker
+        run_in_process([tiny], instance)  # a PipelineError or an OperationalError fails the worker
         acknowledge(Path(ack), f"run {number}")
 
 

@@ -225,23 +225,23 @@ def test_kill_9_during_update_indices_then_the_next_update_completes_the_work(at
 def _pooled_step_that_hangs(ready: str) -> None:
     import dagster as dg
 
-    from atlas_assets.pipeline.runner import _run
     from resources.instance import get_instance
+    from tests.reliability.support import run_in_process
 
     @dg.asset(pool="atlas_embedding")
     def embedding_like() -> None:
         Path(ready).write_text("in the pooled step")
         time.sleep(3600)
 
-    _run([embedding_like], None, {}, get_instance())
+    run_in_process([embedding_like], get_instance())
 
 
 def test_a_run_killed_in_the_embedding_pool_does_not_block_later_runs(atlas_home: Path, tmp_path: Path) -> None:
     import dagster as dg
 
-    from atlas_assets.pipeline.runner import _run, release_dead_runs
+    from atlas_assets.pipeline.runner import release_dead_runs
     from resources.instance import get_instance
-    from tests.reliability.support import wait_for_file
+    from tests.reliability.support import run_in_process, wait_for_file
 
     ready = tmp_path / "ready"
     worker = start(_pooled_step_that_hangs, str(ready))
@@ -258,4 +258,4 @@ def test_a_run_killed_in_the_embedding_pool_does_not_block_later_runs(atlas_home
     def next_embedding() -> int:
         return 1
 
-    _run([next_embedding], None, {}, instance)  # would wait for ever without the release
+    run_in_process([next_embedding], instance)  # would wait for ever without the release
