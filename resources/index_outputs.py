@@ -72,9 +72,23 @@ def write_output(path: UPath, output: StageOutput) -> None:
 
 
 def read_output(path: UPath, columns: list[str] | None = None) -> StageOutput:
-    """A stage output as written: the table (side data taken out of its schema) and the side data."""
-    with path.open("rb") as handle:
-        table = pq.read_table(handle, columns=columns)
+    """A stage output as written: the table (side data taken out of its schema) and the side data.
+
+    Arrow only ever gets memory it owns: a local file by its OS path, a remote one as its bytes copied
+    into an Arrow buffer. Never a Python file object: Arrow then wraps every chunk it reads in a
+    Python-owned buffer, and its scan is torn down on an Arrow pool thread *after* read_table has
+    returned; if that thread has to take the GIL to drop such a buffer while the interpreter is
+    finalising, CPython ends the thread with pthread_exit inside a C++ destructor and libstdc++
+    aborts the whole process ("terminate called without an active exception", exit 134) after the
+    program has finished (docs/reliability.md, "Exit status").
+    """
+    if is_local(path):
+        table = pq.read_table(path.path, columns=columns)
+    else:
+        with path.open("rb") as handle:
+            sink = pa.BufferOutputStream()
+            sink.write(handle.read())
+        table = pq.read_table(pa.BufferReader(sink.getvalue()), columns=columns)
     metadata = dict(table.schema.metadata or {})
     raw = metadata.pop(SIDE_DATA_KEY, None)
     return StageOutput(table.replace_schema_metadata(metadata or None), json.loads(raw) if raw else {})
