@@ -237,7 +237,14 @@ def load_text_embedder(
         cached = _CACHE.get(key)
         if cached is None:
             folder = install_model(spec.source.path if _is_folder_model(spec) else spec.name)  # type: ignore[union-attr]
-            cached = TextEmbedder(folder, spec, threads, batch_size, precision, dimensionality)
+            if spec.runtime == "static":  # a token table (resources/static_embedder.py), no ONNX session
+                from resources.static_embedder import StaticEmbedder
+
+                if precision != "fp32" or dimensionality not in (None, spec.dimension):
+                    raise ModelError(f"model {spec.name!r} is static: no int8 variant and no Matryoshka sizes")
+                cached = StaticEmbedder(folder, spec, batch_size)
+            else:
+                cached = TextEmbedder(folder, spec, threads, batch_size, precision, dimensionality)
             _CACHE[key] = cached
     return cached  # type: ignore[return-value]
 

@@ -22,6 +22,8 @@ DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 ATLAS_DEFAULT_NAME = "NomicEmbed"  # the Atlas client's default model name
 DEFAULT_IMAGE_MODEL = "efficientnet-lite0"
+STATIC_TEXT_MODEL = "all-MiniLM-L6-v2-static"
+STATIC_MODEL_FILE = "model.safetensors"  # a static model's token table (model2vec's layout)
 EFFICIENTNET_EMBEDDING_DIMENSION = 1216  # 2x2 grids of 112 + 192 channels (see image_model_builder)
 
 
@@ -70,7 +72,20 @@ class LocalFolderSource:
         return f"local folder {self.path}"
 
 
-Source = PyPIWheelSource | HubSource | LocalFolderSource
+@dataclass(frozen=True)
+class DistilledSource:
+    """Built offline from another installed model (no network): `recipe` "static" is a token table
+    (resources/static_embedder.py) of `base`'s outputs, PCA'd to `dimension` and SIF-weighted."""
+
+    base: str
+    recipe: str = "static"
+    sif_a: float = 1e-4
+
+    def describe(self) -> str:
+        return f"distilled from {self.base} ({self.recipe} token vectors, built here offline)"
+
+
+Source = PyPIWheelSource | HubSource | LocalFolderSource | DistilledSource
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,7 @@ class ModelSpec:
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     output_name: str = ""
+    runtime: Literal["onnx", "static"] = "onnx"  # "static": a token table run by resources.static_embedder
     offline: bool = field(default=False, compare=False)
 
     def settings(self) -> dict[str, Any]:
@@ -110,6 +126,8 @@ class ModelSpec:
         values = dataclasses.asdict(self)
         values["source"] = {"type": type(self.source).__name__, **dataclasses.asdict(self.source)}
         values["format_version"] = FORMAT_VERSION
+        if values["runtime"] == "onnx":
+            del values["runtime"]  # the default: folders built before static models existed stay valid
         return values
 
 
@@ -123,7 +141,7 @@ def spec_from_settings(settings: dict[str, Any], folder: Path | None = None) -> 
         source = LocalFolderSource(str(folder))
     else:
         kind = source_values.pop("type", "LocalFolderSource")
-        source_types = {cls.__name__: cls for cls in (PyPIWheelSource, HubSource, LocalFolderSource)}
+        source_types = {cls.__name__: cls for cls in (PyPIWheelSource, HubSource, LocalFolderSource, DistilledSource)}
         if kind == "PyPIWheelSource":
             source_values["files"] = tuple(tuple(item) for item in source_values.get("files", ()))
         source = source_types[kind](**source_values)
@@ -266,6 +284,26 @@ for _spec in (
 ):
     register_model(_spec)
 
+# A static model distilled from the default: ~100x faster, rougher (docs/models.md "The static model").
+register_model(
+    ModelSpec(
+        name=STATIC_TEXT_MODEL,
+        kind="text",
+        dimension=256,
+        max_length=512,
+        pooling="mean",
+        normalize=True,
+        document_prefix="",
+        query_prefix="",
+        source=DistilledSource(base=DEFAULT_TEXT_MODEL),
+        aliases=("minilm-static",),
+        description="static token vectors distilled from all-MiniLM-L6-v2 (256-d, SIF weights): for 100k+ rows",
+        licence="Apache-2.0 (derived from the all-MiniLM-L6-v2 weights)",
+        runtime="static",
+        offline=True,
+    )
+)
+
 # The same network's pooled head (ImageNet semantics, no layout): better for photos than for digits.
 register_model(
     dataclasses.replace(
@@ -323,6 +361,11 @@ def read_model_settings(folder: Path, in_place: bool = False) -> ModelSpec:
     except (OSError, json.JSONDecodeError) as error:
         raise ModelError(f"cannot read model settings {path}: {error}; reinstall with `atlas models install`") from None
     return spec_from_settings(settings, folder=Path(folder).absolute() if in_place else None)
+
+
+def model_file(spec: ModelSpec) -> str:
+    """The file that holds a model's weights: the ONNX graph, or a static model's token table."""
+    return STATIC_MODEL_FILE if spec.runtime == "static" else MODEL_FILE
 
 
 def write_model_settings(spec: ModelSpec, folder: Path) -> Path:

