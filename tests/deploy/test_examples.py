@@ -48,6 +48,19 @@ def test_the_postgres_instance_example_reads_its_url_from_the_environment():
     assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_POSTGRES_URL"}
 
 
+def test_the_instance_example_is_valid_dagster_config_that_recovers_from_lost_runs(tmp_path, monkeypatch):
+    """What tests/deploy/test_daemon_runs.py relies on ships in the example: run monitoring with a
+    maximum runtime (the only thing that ends a run whose machine died under the default launcher)
+    and run retries."""
+    from dagster._core.instance.config import dagster_instance_config
+
+    (tmp_path / "dagster.yaml").write_text((DEPLOY / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", "postgresql+psycopg2://atlas@127.0.0.1:1/atlas")
+    config, _ = dagster_instance_config(str(tmp_path))
+    assert config["run_monitoring"]["enabled"] and config["run_monitoring"]["max_runtime_seconds"] > 0
+    assert config["run_retries"] == {"enabled": True, "max_retries": 2}
+
+
 def test_index_outputs_follow_an_fsspec_uri(atlas_home, monkeypatch):
     """ATLAS_OUTPUTS_URI moves every index output off the local store (memory:// stands in for s3://)."""
     example = dict(
