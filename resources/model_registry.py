@@ -80,6 +80,7 @@ class DistilledSource:
     base: str
     recipe: str = "static"
     sif_a: float = 1e-4
+    recipe_version: int = 2  # 2: the PCA basis and weights stored too (index-time fits need them)
 
     def describe(self) -> str:
         return f"distilled from {self.base} ({self.recipe} token vectors, built here offline)"

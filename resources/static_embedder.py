@@ -28,6 +28,7 @@ from atlas_assets.errors import InvalidDataError, ModelError
 STATIC_MODEL_FILE = "model.safetensors"
 STATIC_CONFIG_FILE = "config.json"  # model2vec's config (ours stays in atlas_model.json)
 TABLE_KEY = "embeddings"
+MEAN_KEY, AXES_KEY, WEIGHTS_KEY = "pca_mean", "pca_axes", "sif_weights"  # ours, for index-time fits
 SIF_A = 1e-4
 DEFAULT_CHUNK_ROWS = 16384
 
@@ -69,13 +70,17 @@ def token_vectors(base_model: Path, batch_size: int = 512, threads: int | None =
     return table
 
 
+def pca_basis(table: np.ndarray, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, axes): the table's mean row and its first `dimension` principal axes (dimension x width)."""
+    mean = table.astype(np.float64).mean(axis=0)
+    _, _, axes = np.linalg.svd(table.astype(np.float64) - mean, full_matrices=False)
+    return mean, axes[: min(dimension, axes.shape[0])]
+
+
 def pca_reduce(table: np.ndarray, dimension: int) -> np.ndarray:
     """The table centred and projected on its first `dimension` principal axes (float32)."""
-    if dimension >= table.shape[1]:
-        return table.astype(np.float32)
-    centred = table.astype(np.float64) - table.mean(axis=0)
-    _, _, axes = np.linalg.svd(centred, full_matrices=False)
-    return (centred @ axes[:dimension].T).astype(np.float32)
+    mean, axes = pca_basis(table, dimension)
+    return ((table.astype(np.float64) - mean) @ axes.T).astype(np.float32)
 
 
 def sif_weights(counts: np.ndarray, a: float = SIF_A) -> np.ndarray:
@@ -114,7 +119,9 @@ def build_static_model(
 
     started = time.perf_counter()
     base_model, folder = Path(base_model), Path(folder)
-    table = pca_reduce(token_vectors(base_model), dimension)
+    vectors = token_vectors(base_model)
+    mean, axes = pca_basis(vectors, dimension)
+    table = ((vectors.astype(np.float64) - mean) @ axes.T).astype(np.float32)
     tokenizer = Tokenizer.from_file(str(base_model / "tokenizer.json"))
     weights = sif_weights(token_counts(tokenizer, corpus if corpus is not None else offline_corpus()), sif_a)
     for special in ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"):
@@ -122,7 +129,16 @@ def build_static_model(
         if found is not None:
             weights[found] = 0.0  # never pooled (UNK: an unknown character says nothing about meaning)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({TABLE_KEY: np.ascontiguousarray(table * weights[:, None])}, str(folder / STATIC_MODEL_FILE))
+    # The PCA basis and the weights ride along (model2vec reads only `embeddings`): an index-time fit
+    # needs them to take the full model's vectors into the table's space (compute/static_fit.py).
+    save_file(
+        {
+            TABLE_KEY: np.ascontiguousarray(table * weights[:, None]),
+            MEAN_KEY: mean.astype(np.float32), AXES_KEY: np.ascontiguousarray(axes, dtype=np.float32),
+            WEIGHTS_KEY: weights,
+        },
+        str(folder / STATIC_MODEL_FILE),
+    )
     (folder / "tokenizer.json").write_bytes((base_model / "tokenizer.json").read_bytes())
     config = {
         "model_type": "model2vec", "architectures": ["StaticModel"], "hidden_dim": int(table.shape[1]),
@@ -149,9 +165,13 @@ class StaticEmbedder:
         self.folder, self.spec, self.model_name = Path(folder), spec, spec.name
         self.batch_size = batch_size  # unused: kept for the TextEmbedder interface
         try:
-            self.table = load_file(str(self.folder / STATIC_MODEL_FILE))[TABLE_KEY].astype(np.float32)
+            stored = load_file(str(self.folder / STATIC_MODEL_FILE))
+            self.table = stored[TABLE_KEY].astype(np.float32)
         except (OSError, KeyError) as error:
             raise ModelError(f"cannot read the static model {self.folder}: {error}; reinstall with `atlas models install {spec.name}`") from None
+        # What an index-time fit needs (absent from model2vec folders made elsewhere: those run unfitted).
+        self.basis = (stored[MEAN_KEY], stored[AXES_KEY], stored[WEIGHTS_KEY]) if WEIGHTS_KEY in stored else None
+        self.fitted_rows = 0  # rows replaced by an index's fit (0: the table as shipped)
         self.dimension = int(self.table.shape[1])
         if self.dimension != spec.dimension:
             raise ModelError(f"{self.folder} holds {self.dimension}-d vectors but its settings say {spec.dimension}")
@@ -159,6 +179,48 @@ class StaticEmbedder:
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=spec.max_length)
         self.tokenizer = tokenizer
+
+    def with_fitted_rows(self, token_ids: np.ndarray, rows: np.ndarray) -> StaticEmbedder:
+        """A copy whose table has these rows replaced (an index's fitted table); this one is unchanged."""
+        import copy
+
+        from atlas_assets.compute.static_fit import FittedRows, apply_rows
+
+        if rows.ndim != 2 or rows.shape[1] != self.dimension or len(token_ids) != len(rows):
+            raise ModelError(f"a fitted table of {self.model_name} must hold {self.dimension}-d rows; got {rows.shape}")
+        if len(token_ids) and (token_ids.min() < 0 or token_ids.max() >= len(self.table)):
+            raise ModelError(f"a fitted table names tokens outside {self.model_name}'s vocabulary; fit it again")
+        fitted = copy.copy(self)
+        fitted.table = apply_rows(self.table, FittedRows(np.asarray(token_ids, dtype=np.int64), rows))
+        fitted.fitted_rows = len(token_ids)
+        return fitted
+
+    def count_matrix(self, texts: Sequence[str]):
+        """(texts x vocabulary) sparse token counts (scipy CSR, float32), what pooling multiplies."""
+        import scipy.sparse as sp
+
+        flat, lengths = self._ids(list(_as_texts(texts)))
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        counts = sp.csr_matrix((np.ones(len(flat), dtype=np.float32), flat, indptr), shape=(len(lengths), len(self.table)))
+        counts.sum_duplicates()
+        return counts
+
+    def fit_rows(self, texts: Sequence[str], targets: np.ndarray, ridge: float | None = None):
+        """The table rows fitted toward `targets` (the full model's unit vectors of `texts`, in the full
+        model's space): compute/static_fit.py. Needs a folder built here (with the PCA basis)."""
+        from atlas_assets.compute.static_fit import (
+            DEFAULT_RIDGE,
+            fit_token_rows,
+            into_table_space,
+        )
+
+        if self.basis is None:
+            raise ModelError(f"{self.folder} has no PCA basis to fit with; reinstall with `atlas models install {self.model_name}`")
+        mean, axes, weights = self.basis
+        if targets.shape[1] != axes.shape[1]:
+            raise ModelError(f"{self.model_name} fits toward {axes.shape[1]}-d vectors of its base model, got {targets.shape[1]}-d")
+        counts = self.count_matrix(texts)
+        return fit_token_rows(counts, weights, self.table, into_table_space(targets, mean, axes), DEFAULT_RIDGE if ridge is None else ridge)
 
     def _ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         encodings = self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)
@@ -205,4 +267,5 @@ class StaticEmbedder:
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dimension), dtype=np.float32)
 
     def __repr__(self) -> str:
-        return f"StaticEmbedder({self.model_name!r}, dimension={self.dimension})"
+        fitted = f", fitted_rows={self.fitted_rows}" if self.fitted_rows else ""
+        return f"StaticEmbedder({self.model_name!r}, dimension={self.dimension}{fitted})"

@@ -16,6 +16,7 @@ from atlas_assets.pipeline.assets.embeddings import embeddings_asset
 from atlas_assets.pipeline.assets.neighbour_graph import neighbour_graph_asset
 from atlas_assets.pipeline.assets.projection import projection_asset
 from atlas_assets.pipeline.assets.raw_data import raw_data_asset
+from atlas_assets.pipeline.assets.static_table import static_table_asset
 from atlas_assets.pipeline.assets.topics import topics_asset
 from atlas_assets.pipeline.deletions import deletions_asset
 from atlas_assets.pipeline.naming import DatasetNames
@@ -48,6 +49,8 @@ def build_dataset_definitions(record: DatasetRecord) -> dg.Definitions:
     assets = [raw_data_asset(record, batches), deletions_asset(record)]
     for index in record.indices:
         spec = IndexSpec.of(record, index)
+        if spec.fits_static_table:  # upstream of its embeddings: one fitted token table per index
+            assets.append(static_table_asset(spec))
         assets.extend(STAGE_ASSETS[stage](spec, batches) for stage in spec.enabled_stages)
     executable = [asset for asset in assets if asset.is_executable]
     per_batch = [asset.key for asset in executable if asset.partitions_def is not None]

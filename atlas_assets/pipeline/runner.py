@@ -170,7 +170,13 @@ def materialize_indices(
     tags = {TRIGGER_TAG: trigger}
     resources = default_resources(store)
     specs = [IndexSpec.of(record, index) for index in record.indices if index.id in index_ids]
-    for batch_id, missing in _missing_embeddings(record, specs).items():
+    missing_embeddings = _missing_embeddings(record, specs)
+    # An index on a static model fits its token table once, before its first batch is embedded.
+    unfitted = {spec.key("static_table") for batch in missing_embeddings.values() for spec in batch
+                if spec.fits_static_table and not spec.outputs.exists("static_table")}
+    if unfitted:
+        _run(family, names.build_job, sorted(unfitted, key=str), resources, instance, tags=tags)
+    for batch_id, missing in missing_embeddings.items():
         log.info(f"{record.identifier}: embedding batch {batch_id}")
         selection = [names.raw_data]
         for spec in missing:

@@ -13,6 +13,7 @@ import dagster as dg
 
 from atlas_assets.compute.layout import LayoutOptions
 from atlas_assets.compute.topics import TopicParams
+from atlas_assets.errors import ModelError
 from atlas_assets.pipeline.naming import STAGES, DatasetNames
 from resources.index_outputs import IndexOutputs
 from resources.storage.records import DatasetRecord, IndexRecord
@@ -64,6 +65,19 @@ class IndexSpec:
         if self.duplicate_cutoff is not None:
             enabled.add("duplicates")
         return tuple(stage for stage in STAGES if stage in enabled)
+
+    @property
+    def fits_static_table(self) -> bool:
+        """True when the index embeds its own text with a static model, so it gets a `static_table`
+        fitted to its data (pipeline/assets/static_table.py)."""
+        if self.index.modality != "text" or self.source_index is not None:
+            return False
+        from resources.static_table import is_static
+
+        try:
+            return is_static(self.index.embedding_model)
+        except ModelError:  # an unknown model fails in the embeddings step, with its own message
+            return False
 
     @property
     def layout_options(self) -> LayoutOptions:

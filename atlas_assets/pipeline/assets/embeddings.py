@@ -1,11 +1,14 @@
 """`embeddings`: one vector per row of an upload batch (one partition per batch).
 
-Text is embedded with the index's model, images from their blobs, and a dataset of the user's own
-vectors passes them through. An index that reuses another index's embeddings
-(`reuse_embeddings_from_index`) copies that index's partition instead of embedding again.
+Text is embedded with the index's model (a static model with the index's fitted table, see
+static_table.py), images from their blobs, and a dataset of the user's own vectors passes them
+through. An index that reuses another index's embeddings (`reuse_embeddings_from_index`) copies
+that index's partition instead of embedding again.
 
 Check `rows_match_raw_and_finite` (blocking): one finite vector per row of the raw batch.
 """
+
+import logging
 
 import dagster as dg
 import numpy as np
@@ -13,11 +16,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from atlas_assets.compute.arrays import arrow_to_matrix, matrix_to_arrow
-from atlas_assets.pipeline.assets.common import FOLLOW_UPSTREAM, ROW_ID, DatasetStore, StageOutput, Timer, index_args
+from atlas_assets.pipeline.assets.common import (
+    FOLLOW_UPSTREAM,
+    ROW_ID,
+    DatasetStore,
+    StageOutput,
+    Timer,
+    index_args,
+)
+from atlas_assets.pipeline.assets.static_table import STAGE as STATIC_TABLE
+from atlas_assets.pipeline.assets.static_table import (
+    ensure_static_table,
+    index_embedder,
+    static_model_hint,
+)
 from atlas_assets.pipeline.spec import IndexSpec
 from resources.embedder_resource import EmbedderResource
 
 CHECK = "rows_match_raw_and_finite"
+log = logging.getLogger(__name__)
 
 
 def embeddings_asset(spec: IndexSpec, batches: dg.DynamicPartitionsDefinition) -> dg.AssetsDefinition:
@@ -26,7 +43,7 @@ def embeddings_asset(spec: IndexSpec, batches: dg.DynamicPartitionsDefinition) -
     decorator = dg.asset(
         key=spec.key("embeddings"),
         partitions_def=batches,
-        deps=[] if source else [spec.names.raw_data],
+        deps=[] if source else [spec.names.raw_data, *([spec.key(STATIC_TABLE)] if spec.fits_static_table else [])],
         ins={"source": dg.AssetIn(key=spec.names.stage(source.asset_name, "embeddings"))} if source else None,
         kinds={"onnx" if index.modality != "embedding" else "numpy"},
         description=f"One vector per row of the batch ({model}).",
@@ -51,7 +68,7 @@ def embeddings_asset(spec: IndexSpec, batches: dg.DynamicPartitionsDefinition) -
         ):
             timer = Timer()
             table = embed_batch(store, embedder, spec, context.partition_key)
-            yield from _results(spec, store, context.partition_key, table, timer)
+            yield from _results(spec, store, context.partition_key, table, timer, _table_fingerprint(spec, embedder))
 
     return embeddings
 
@@ -68,9 +85,15 @@ def embed_batch(store: DatasetStore, embedder: EmbedderResource, spec: IndexSpec
         vectors = embedder.image_embedder(index.embedding_model).embed_images(paths, progress=True)
     else:
         field = index.indexed_field
+        if spec.fits_static_table:  # normally fitted by its own asset first; a sensor's run may come first
+            ensure_static_table(store, embedder, spec)
+        else:
+            hint = static_model_hint(store.read_record(spec.organisation, spec.slug).total_datums, index.embedding_model)
+            if hint:
+                log.info(hint)
         batch = store.read_batch(spec.organisation, spec.slug, batch_id, columns=[ROW_ID, field])
         texts = pc.fill_null(pc.cast(batch[field], pa.string()), "").to_pylist()
-        vectors = embedder.text_embedder(index.embedding_model).embed_documents(texts, progress=True)
+        vectors = index_embedder(spec, embedder).embed_documents(texts, progress=True)
     return pa.table({ROW_ID: batch[ROW_ID], "embedding": matrix_to_arrow(vectors.astype(np.float32))})
 
 
@@ -79,7 +102,14 @@ def copy_embeddings(source: StageOutput) -> pa.Table:
     return source.table.select([ROW_ID, "embedding"])
 
 
-def _results(spec: IndexSpec, store: DatasetStore, batch_id: str, table: pa.Table, timer: Timer):
+def _table_fingerprint(spec: IndexSpec, embedder: EmbedderResource) -> str | None:
+    """The fitted static table a batch was embedded with (its metadata shows it), None for other models."""
+    if not spec.fits_static_table:
+        return None
+    return getattr(index_embedder(spec, embedder), "fingerprint", None)
+
+
+def _results(spec: IndexSpec, store: DatasetStore, batch_id: str, table: pa.Table, timer: Timer, fitted: str | None = None):
     """The output with what a person reads in the UI, then the check against the raw batch."""
     raw_rows = store.read_batch(spec.organisation, spec.slug, batch_id, columns=[ROW_ID]).num_rows
     vectors = arrow_to_matrix(table["embedding"])
@@ -93,6 +123,7 @@ def _results(spec: IndexSpec, store: DatasetStore, batch_id: str, table: pa.Tabl
             "model": spec.index.embedding_model or "user vectors",
             "seconds": seconds,
             "rows_per_second": round(table.num_rows / seconds, 1) if seconds else 0.0,
+            **({"static_table": fitted} if fitted else {}),
         },
     )
     yield dg.AssetCheckResult(

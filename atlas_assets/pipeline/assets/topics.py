@@ -34,6 +34,7 @@ from atlas_assets.pipeline.assets.common import (
     plain,
     xy_from_output,
 )
+from atlas_assets.pipeline.assets.static_table import index_embedder
 from atlas_assets.pipeline.pictures import map_thumbnail, png_markdown
 from atlas_assets.pipeline.spec import IndexSpec
 from resources.embedder_resource import EmbedderResource
@@ -138,10 +139,10 @@ def build_topics(
 
 def phrase_embedder(spec: IndexSpec, embedder: EmbedderResource) -> PhraseEmbedder | None:
     """The model that embedded the rows, for phrases (names ranked by meaning), or None (module doc)."""
-    by_meaning, model = spec.phrase_model
+    by_meaning, _ = spec.phrase_model
     if not by_meaning or spec.label_field is None:
         return None
-    return embedder.text_embedder(model).embed_documents
+    return index_embedder(spec, embedder).embed_documents  # an index's fitted static table included
 
 
 def label_texts(store: DatasetStore, spec: IndexSpec, row_ids: np.ndarray) -> list[str] | None:
