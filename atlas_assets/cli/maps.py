@@ -28,6 +28,11 @@ def _index(args: argparse.Namespace) -> int:
         {"duplicate_cutoff": args.duplicate_cutoff} if args.duplicate_cutoff is not None else True
     )
     _say(f"{dataset.identifier}: building a map of {dataset.total_datums:,} rows (embeddings -> graph -> layout -> topics -> duplicates)")
+    if args.field:  # a big text dataset hears of the fast model; it is never chosen for the user
+        from atlas_assets.pipeline.assets.static_table import static_model_hint
+
+        if hint := static_model_hint(dataset.total_datums, args.model):
+            _say(hint)
     started = time.perf_counter()
     atlas_map = dataset.create_index(
         name=args.name,

@@ -15,6 +15,9 @@ from resources.model_store import install_model, is_installed
 from resources.static_embedder import StaticEmbedder, build_static_model, sif_weights
 
 
+FITTED_STS_FLOOR = 0.71
+
+
 @pytest.fixture(scope="module")
 def static() -> StaticEmbedder:
     return load_text_embedder(STATIC_TEXT_MODEL)  # type: ignore[return-value]
@@ -74,15 +77,82 @@ def test_quality_floors(static: StaticEmbedder, shared_data) -> None:
     assert kmeans_ami(static.embed_documents(labelled.texts), labelled.labels) >= 0.54
 
 
+def test_fitted_rows_replace_a_copys_table_only(static: StaticEmbedder) -> None:
+    texts = ["my card was declined at the shop", "how do I top up by bank transfer"]
+    targets = load_text_embedder("all-MiniLM-L6-v2").embed_documents(texts)
+    before = static.embed_documents(texts)
+    fitted_rows = static.fit_rows(texts, targets)
+    fitted = static.with_fitted_rows(fitted_rows.token_ids, fitted_rows.rows)
+    assert fitted.fitted_rows == len(fitted_rows.token_ids) > 0 and static.fitted_rows == 0
+    np.testing.assert_array_equal(static.embed_documents(texts), before)  # the shared model is unchanged
+    assert not np.allclose(fitted.embed_documents(texts), before)
+    counts = static.count_matrix(texts)
+    assert counts.shape == (2, 30522) and counts.sum() == static.count_tokens(texts).sum()
+
+
+@pytest.mark.slow
+def test_quality_floors_with_the_index_time_fit(static: StaticEmbedder, shared_data) -> None:
+    """Measured (benchmarks.static_model): banking77 k-means AMI 0.568 as shipped, about 0.72 fitted on
+    the pipeline's 2,000-row sample (default 0.732); on the 1,080 rows outside the sample 0.47 -> 0.61
+    (default 0.65); STS-B fitted on half its pairs' sentences, scored on the other half: 0.742 (shipped
+    0.690). Floors a little below."""
+    from benchmarks.data import banking77, cached_embeddings
+    from benchmarks.static_model import fitted_embedder, kmeans_ami, sts_spearman_fitted
+
+    labelled = banking77()
+    fitted, sample = fitted_embedder(static, labelled.texts, cached_embeddings("banking77", labelled.texts))
+    vectors = fitted.embed_documents(labelled.texts)
+    held = np.setdiff1d(np.arange(len(labelled.texts)), sample)
+    assert kmeans_ami(vectors, labelled.labels) >= 0.68
+    assert kmeans_ami(vectors[held], labelled.labels[held]) >= 0.56
+    assert sts_spearman_fitted(static)["two_fold"] >= FITTED_STS_FLOOR
+
+
 def test_create_index_with_the_static_model(atlas_home: Path, shared_data) -> None:
+    """The index fits its token table once; its batches, its topic names and its searches use it, and
+    a later batch reuses it."""
     from atlas_assets import AtlasDataset
+    from resources.index_outputs import IndexOutputs
+    from resources.static_table import STAGE, index_text_embedder, read_fitted_table
     from tests.conftest import news_frame
 
     dataset = AtlasDataset("tests/static-news", unique_id_field="id")
-    dataset.add_data(news_frame(shared_data, rows=300))
+    first = news_frame(shared_data, rows=300)
+    dataset.add_data(first)
     atlas_map = dataset.create_index(name="static", indexed_field="text", embedding_model=STATIC_TEXT_MODEL)
     assert atlas_map.embeddings.latent.shape == (300, 256)
     assert len(atlas_map.embeddings.projected) == 300
     assert atlas_map.topics.df["topic_depth_1"].notna().all()
+
+    outputs = IndexOutputs(dataset.organisation, dataset.slug, atlas_map.atlas_index_id)
+    token_ids, rows, details = read_fitted_table(outputs)
+    assert details["sample_rows"] == 300 and details["fitted_toward"] == "all-MiniLM-L6-v2" and len(token_ids) > 500
+    fitted = index_text_embedder(STATIC_TEXT_MODEL, outputs)
+    assert fitted.fitted_rows == len(token_ids)
+    np.testing.assert_allclose(atlas_map.embeddings.latent, fitted.embed_documents(first["text"].tolist()), atol=1e-5)
+    shipped = load_text_embedder(STATIC_TEXT_MODEL).embed_documents(first["text"].tolist())
+    assert not np.allclose(atlas_map.embeddings.latent, shipped, atol=1e-3)
+
+    # A text query is embedded with the index's table: the best hit is the brute-force best with it.
+    query = fitted.embed_queries(["stock market"])[0]
     found = atlas_map.embeddings.vector_search(queries=["stock market"], k=5)
     assert len(found[0][0]) == 5
+    assert found[0][0][0] == first["id"].iloc[int(np.argmax(atlas_map.embeddings.latent @ query))]
+
+    stamp = outputs.path(STAGE).stat().st_mtime_ns
+    second = news_frame(shared_data, start=300, rows=60)
+    dataset.add_data(second)
+    dataset.update_indices()
+    assert outputs.path(STAGE).stat().st_mtime_ns == stamp  # fitted once, never refitted
+    latest = dataset.get_map(name="static").embeddings.latent
+    assert latest.shape == (360, 256)
+    np.testing.assert_allclose(latest[300:], fitted.embed_documents(second["text"].tolist()), atol=1e-5)
+
+
+def test_a_big_text_dataset_hears_of_the_static_model_but_is_never_switched() -> None:
+    from atlas_assets.pipeline.assets.static_table import static_model_hint
+
+    hint = static_model_hint(250_000, None)
+    assert hint is not None and STATIC_TEXT_MODEL in hint and "250,000" in hint
+    assert static_model_hint(50_000, None) is None
+    assert static_model_hint(250_000, STATIC_TEXT_MODEL) is None
