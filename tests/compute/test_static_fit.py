@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from atlas_assets.compute.static_fit import apply_rows, fit_token_rows, into_table_space, weighted_mean_matrix
+from atlas_assets.compute.static_fit import (
+    apply_rows,
+    fit_token_rows,
+    into_table_space,
+    weighted_mean_matrix,
+)
 
 
 def _problem(seed: int = 0, vocabulary: int = 200, texts: int = 150, dim: int = 8):
@@ -50,7 +55,7 @@ def test_the_fit_brings_the_sample_toward_its_targets() -> None:
 
 
 def test_the_fit_generalises_to_texts_outside_the_sample() -> None:
-    counts, weights, shipped, truth, targets = _problem(texts=300)
+    counts, weights, shipped, _, targets = _problem(texts=300)
     fitted = fit_token_rows(counts[:200], weights, shipped, targets[:200], ridge=0.03)
     held_counts, held_targets = counts[200:], targets[200:]
     before = _cosine_error(shipped, held_counts, weights, held_targets)

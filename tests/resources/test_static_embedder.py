@@ -14,7 +14,6 @@ from resources.model_registry import STATIC_TEXT_MODEL, resolve_model
 from resources.model_store import install_model, is_installed
 from resources.static_embedder import StaticEmbedder, build_static_model, sif_weights
 
-
 FITTED_STS_FLOOR = 0.71
 
 
@@ -125,7 +124,7 @@ def test_create_index_with_the_static_model(atlas_home: Path, shared_data) -> No
     assert atlas_map.topics.df["topic_depth_1"].notna().all()
 
     outputs = IndexOutputs(dataset.organisation, dataset.slug, atlas_map.atlas_index_id)
-    token_ids, rows, details = read_fitted_table(outputs)
+    token_ids, _, details = read_fitted_table(outputs)
     assert details["sample_rows"] == 300 and details["fitted_toward"] == "all-MiniLM-L6-v2" and len(token_ids) > 500
     fitted = index_text_embedder(STATIC_TEXT_MODEL, outputs)
     assert fitted.fitted_rows == len(token_ids)
