@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from atlas_assets.config import atlas_home
+from atlas_assets.errors import StoreWriteError
 from resources.atomic import atomic_writer
 
 OUTPUTS_URI_ENV = "ATLAS_OUTPUTS_URI"
@@ -55,8 +56,11 @@ def is_local(path: UPath) -> bool:
 def write_output(path: UPath, output: StageOutput) -> None:
     """Write a stage output so readers see the old file or the new one, never a half.
 
-    Local files go through the one atomic-write helper (temp file, fsync, rename, fsync the folder);
-    on an object store a single PUT is atomic by itself.
+    Local files go through the one atomic-write helper (temp file, fsync, rename, fsync the folder).
+    Remote ones are made whole in memory first and then uploaded in one call: an object store shows
+    an object only once its PUT (or, past 100 MB on S3, its CompleteMultipartUpload) has succeeded.
+    Never a buffered `path.open("wb")`: its `__exit__` closes the file, which uploads whatever was
+    written so far when the writing failed half way, a truncated object under the final key.
     """
     table = output.table
     if output.side_data:
@@ -65,10 +69,32 @@ def write_output(path: UPath, output: StageOutput) -> None:
     if is_local(path):
         with atomic_writer(Path(path.path)) as handle:
             pq.write_table(table, handle, compression="zstd")
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
+        return
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    data = sink.getvalue()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # a no-op on object stores; real folders elsewhere
+        path.fs.pipe_file(path.path, data.to_pybytes())
+    except Exception as error:  # noqa: BLE001 - each fsspec backend raises its own kinds (OSError, botocore, aiohttp)
+        # `from None`: a failed step is reported by its root cause, and this is the error that names
+        # the URI and the fix; the store's own words (every error in the chain) are in the message.
+        raise StoreWriteError(
+            f"writing {path} ({data.size:,} bytes) to the object store failed ({_error_chain(error)}); "
+            "the previous output there, if any, is unchanged. Check that the store is reachable from "
+            "this process, that its credentials may write to that bucket, and the store's health "
+            "(throttling: SlowDown/503), then retry (dataset.update_indices() or re-execute the run)."
+        ) from None
+
+
+def _error_chain(error: BaseException, most: int = 4) -> str:
+    """'OSError: ...; caused by ClientError: ...': an error and those under it, outermost first."""
+    parts: list[str] = []
+    current: BaseException | None = error
+    while current is not None and len(parts) < most:
+        parts.append(f"{type(current).__name__}: {current}")
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return "; caused by ".join(parts)
 
 
 def read_output(path: UPath, columns: list[str] | None = None) -> StageOutput:
