@@ -1,4 +1,5 @@
-"""A private PostgreSQL server for the scaled-out tests, started from Debian's binaries.
+"""The servers of the scaled-out tests: a private PostgreSQL server started from Debian's binaries,
+and an S3-protocol server (moto's server mode) with a proxy that can refuse writes (object_store.py).
 
 The server runs in a temporary folder on a free port on 127.0.0.1, as the `postgres` user when the
 tests run as root (PostgreSQL refuses to run as root), and is stopped at the end of the session.
@@ -13,13 +14,21 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.deploy.object_store import (
+    MotoServer,
+    RefusingProxy,
+    client_env,
+    forget_s3_clients,
+)
 
 
 @dataclass(frozen=True)
@@ -100,3 +109,68 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """A fresh, empty database on the session's server."""
     return postgres_server.create_database(f"atlas_{uuid.uuid4().hex[:12]}")
+
+
+# ------------------------------------------------------------------------------------ object store
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's S3 server on 127.0.0.1 (a process of its own) for the whole session."""
+    if shutil.which("moto_server", path=str(Path(sys.executable).parent)) is None:
+        message = "moto_server not found next to this Python; install the dev extra (pip install -e '.[dev]')"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class ObjectStore:
+    """A fresh bucket on the session's moto server, reached through a proxy that can refuse writes."""
+
+    server: MotoServer
+    proxy: RefusingProxy
+    bucket: str
+    prefix: str = "atlas"
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def objects(self) -> dict[str, bytes]:
+        """Every object of the bucket (read straight from the server, past the proxy): key -> bytes."""
+        import boto3
+
+        from tests.deploy.object_store import ACCESS_KEY, REGION, SECRET_KEY
+
+        client = boto3.client("s3", endpoint_url=self.server.endpoint_url, aws_access_key_id=ACCESS_KEY,
+                              aws_secret_access_key=SECRET_KEY, region_name=REGION)
+        found = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for item in page.get("Contents", []):
+                found[item["Key"]] = client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
+        return found
+
+
+@pytest.fixture
+def object_store(moto_server: MotoServer, atlas_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ObjectStore]:
+    """A new bucket; this test's index outputs go to s3://<bucket>/atlas through the refusing proxy,
+    with the endpoint and credentials in the environment, as a user configures S3."""
+    bucket = f"atlas-{uuid.uuid4().hex[:12]}"
+    moto_server.create_bucket(bucket)
+    proxy = RefusingProxy(moto_server.port).start()
+    store = ObjectStore(moto_server, proxy, bucket, env=client_env(proxy.endpoint_url))
+    for name, value in store.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ATLAS_OUTPUTS_URI", store.uri)
+    forget_s3_clients()
+    try:
+        yield store
+    finally:
+        proxy.stop()
+        forget_s3_clients()
