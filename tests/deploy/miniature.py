@@ -63,13 +63,14 @@ def instance_yaml(max_concurrent_runs: int, embedding_pool_limit: int, max_runti
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def write_deployment(home: Path, **limits: int) -> Path:
-    """$ATLAS_HOME/dagster/dagster.yaml and $ATLAS_HOME/workspace.yaml; returns the workspace file."""
+def write_deployment(home: Path, workspace_yaml: str = WORKSPACE_YAML, **limits: int) -> Path:
+    """$ATLAS_HOME/dagster/dagster.yaml and $ATLAS_HOME/workspace.yaml (default: the code location
+    atlas_assets.definitions); returns the workspace file."""
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
     (dagster_home / "dagster.yaml").write_text(instance_yaml(**limits))
     workspace = home / "workspace.yaml"
-    workspace.write_text(WORKSPACE_YAML)
+    workspace.write_text(workspace_yaml)
     return workspace
 
 
