@@ -130,6 +130,7 @@ def file_stamp(path: UPath) -> tuple | None:
         if is_local(path):
             info = os.stat(path.path)
             return info.st_size, info.st_mtime_ns
+        path.fs.invalidate_cache(path.path)  # see embedded_batches: ask the store, not a cached listing
         details = path.fs.info(path.path)
     except (FileNotFoundError, OSError):
         return None
@@ -184,6 +185,9 @@ class IndexOutputs:
     def embedded_batches(self) -> list[str]:
         """Every batch whose embeddings are written (one listing of the folder)."""
         folder = self.folder / EMBEDDINGS
+        # fsspec keeps every listing of an object store for the life of the process; a long-lived one
+        # (atlas serve, the daemon's code server) would never see batches another process embedded
+        folder.fs.invalidate_cache(folder.path)
         try:
             names = [path.name for path in folder.iterdir()]
         except (FileNotFoundError, NotADirectoryError):

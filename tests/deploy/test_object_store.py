@@ -28,7 +28,7 @@ from upath import UPath
 
 from atlas_assets import AtlasDataset
 from atlas_assets.errors import PipelineError, StoreWriteError
-from resources.index_outputs import StageOutput, read_output, write_output
+from resources.index_outputs import IndexOutputs, StageOutput, read_output, write_output
 from tests.conftest import REPO_ROOT, news_frame
 from tests.deploy.conftest import ObjectStore
 from tests.deploy.object_store import free_port
@@ -134,6 +134,25 @@ def test_a_map_on_s3_is_built_updated_served_and_exported_from_the_bucket(
     exported = pd.read_parquet(tmp_path / "map.parquet")
     assert sorted(exported["id"], key=int) == expected and {"text", "x", "y"} <= set(exported.columns)
     assert local_index_files(atlas_home) == []
+
+
+def test_a_long_lived_process_sees_outputs_another_process_wrote(object_store: ObjectStore) -> None:
+    """fsspec caches a folder's listing for the life of the process; the outputs are listed anew."""
+    import boto3
+
+    from tests.deploy.object_store import ACCESS_KEY, REGION, SECRET_KEY
+
+    outputs = IndexOutputs("s3", "listed", "index", base=object_store.uri)
+    outputs.write("embeddings", StageOutput(pa.table({"x": [1]})), batch_id="b1")
+    assert outputs.embedded_batches() == ["b1"]  # the listing is now in fsspec's cache
+    other = boto3.client("s3", endpoint_url=object_store.server.endpoint_url, aws_access_key_id=ACCESS_KEY,
+                         aws_secret_access_key=SECRET_KEY, region_name=REGION)
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"x": [2]}), sink)
+    other.put_object(Bucket=object_store.bucket, Key=f"{object_store.prefix}/{outputs.relative_dir}/embeddings/b2.parquet",
+                     Body=sink.getvalue().to_pybytes())
+    assert outputs.embedded_batches() == ["b1", "b2"]
+    assert outputs.missing_batches(["b1", "b2", "b3"]) == ["b3"]
 
 
 @pytest.mark.slow  # the client retries the refused PUT 25 times (about 40 s) before giving up
