@@ -188,6 +188,13 @@ def _nndescent(
     return _drop_self(indices.astype(np.int64), distances, k)
 
 
+def uses_nndescent(n_rows: int, k: int, method: Literal["auto", "exact", "nndescent"] = "auto") -> bool:
+    """Whether build_graph / extend_graph of n_rows rows run pynndescent (False: exact brute force,
+    and pynndescent need not even be imported)."""
+    exact = n_rows <= EXACT_MAX_ROWS if method == "auto" else method == "exact"
+    return not exact and n_rows > k + NNDESCENT_EXTRA_NEIGHBOURS + 1
+
+
 def build_graph(
     vectors: np.ndarray,
     k: int = 15,
@@ -210,8 +217,7 @@ def build_graph(
     n = array.shape[0]
     if method not in ("auto", "exact", "nndescent"):
         raise InvalidOptionError(f"unknown method {method!r}; use auto, exact or nndescent")
-    exact = n <= EXACT_MAX_ROWS if method == "auto" else method == "exact"
-    if exact or n <= k + NNDESCENT_EXTRA_NEIGHBOURS + 1:
+    if not uses_nndescent(n, k, method):
         indices, distances = exact_neighbours(
             array, array, k, metric, exclude=np.arange(n), progress=progress
         )

@@ -125,3 +125,12 @@ def test_bad_inputs_raise_errors_that_say_what_to_fix(digits: np.ndarray) -> Non
         extend_graph(digits[:100], previous, np.zeros(100, dtype=np.int64))
     with pytest.raises(InvalidOptionError, match="previous graph"):
         extend_graph(digits[:100], previous, np.arange(100) + 1)
+
+
+def test_pynndescent_runs_only_above_the_exact_size_and_only_when_asked() -> None:
+    assert not knn.uses_nndescent(knn.EXACT_MAX_ROWS, 15)
+    assert knn.uses_nndescent(knn.EXACT_MAX_ROWS + 1, 15)
+    assert knn.uses_nndescent(1_000, 15, method="nndescent")
+    assert not knn.uses_nndescent(50_000, 15, method="exact")
+    # too few rows for an approximate search: exact whatever is asked
+    assert not knn.uses_nndescent(15 + knn.NNDESCENT_EXTRA_NEIGHBOURS + 1, 15, method="nndescent")

@@ -40,3 +40,20 @@ def test_enabling_the_caches_covers_the_layout_kernels_once_per_process() -> Non
         """
     )
     assert counts == "True True True", counts
+
+
+def test_a_small_map_never_imports_pynndescent() -> None:
+    """Importing pynndescent costs ~3 s with its kernels cached and ~50 s without: the exact graph
+    and the layout's cache must not pull it in."""
+    imported = _run(
+        """
+        import sys
+        import numpy as np
+        from atlas_assets.compute import knn
+        from resources.kernel_cache import enable_layout_kernel_cache
+        enable_layout_kernel_cache()
+        knn.build_graph(np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32), k=15)
+        print("pynndescent" in sys.modules)
+        """
+    )
+    assert imported == "False", imported

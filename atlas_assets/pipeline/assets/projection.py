@@ -35,7 +35,7 @@ from atlas_assets.pipeline.assets.common import (
 )
 from atlas_assets.pipeline.pictures import map_thumbnail, png_markdown
 from atlas_assets.pipeline.spec import IndexSpec
-from resources.kernel_cache import enable_kernel_caches
+from resources.kernel_cache import enable_layout_kernel_cache
 
 CHECK = "every_live_row_placed"
 # Above this share of changed rows (new + deleted, as in knn.extend_graph) the map is laid out
@@ -103,7 +103,7 @@ def build_projection(
     rebuild: bool,
 ) -> tuple[StageOutput, dict]:
     timer = Timer()
-    enable_kernel_caches()
+    enable_layout_kernel_cache()  # the layout's kernels only: pynndescent is the graph stage's
     row_ids, graph = graph_from_output(graph_output)
     params = layout.resolve_layout_params(spec.layout_options, len(row_ids))
     mode = "full"
@@ -115,14 +115,16 @@ def build_projection(
             old_xy = np.column_stack([previous.table["x"].to_numpy(), previous.table["y"].to_numpy()])
             initial = np.full((len(row_ids), 2), np.nan, dtype=np.float32)
             initial[kept] = old_xy[positions[kept]]
-            xy = layout.update_layout(graph, initial, params)
+            with _blas_single_threaded():
+                xy = layout.update_layout(graph, initial, params)
             mode = "stable update"
             extent = float(np.ptp(initial[kept], axis=0).max()) or 1.0
             moved = float(np.linalg.norm(xy[kept] - initial[kept], axis=1).mean()) / extent
     if mode == "full":
         # The vectors let separate pieces of the graph be placed by their centroids.
         vectors = live_vectors(embeddings, row_ids)
-        xy = layout.compute_layout(graph, params, progress=True, vectors=vectors)
+        with _blas_single_threaded():
+            xy = layout.compute_layout(graph, params, progress=True, vectors=vectors)
     table = pa.table(
         {ROW_ID: pa.array(row_ids, pa.int64()), "x": pa.array(xy[:, 0], pa.float32()), "y": pa.array(xy[:, 1], pa.float32())}
     )
@@ -139,6 +141,15 @@ def build_projection(
     if mode == "stable update":
         metadata["old_points_mean_shift_of_extent"] = round(moved, 5)
     return StageOutput(table, {"mode": mode, "params": {k: plain(v) for k, v in asdict(params).items()}}), metadata
+
+
+def _blas_single_threaded():
+    """BLAS on one thread for the layout: its BLAS work is small (a 384 x 384 eigh for the PCA start,
+    thin products), where OpenBLAS's spinning threads only fight numba's and other processes for
+    the cores: the eigh took 5.4 s instead of 0.03 s in a create_index under load 8 on 2 cores."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def map_preservation(graph: NeighbourGraph, xy: np.ndarray, k: int = 15, seed: int = 0) -> float:
