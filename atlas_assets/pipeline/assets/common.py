@@ -100,16 +100,32 @@ def rows_embedded_so_far(embeddings: Mapping[str, StageOutput], row_ids: np.ndar
 
 
 def live_vectors(embeddings: Mapping[str, StageOutput], row_ids: np.ndarray) -> np.ndarray:
-    """The embedding of each live row, in `row_ids` order; fails loudly when one is missing."""
+    """The embedding of each live row, in `row_ids` order; fails loudly when one is missing.
+
+    Filled chunk by chunk into one matrix: concatenating the batches first and then ordering the
+    rows held the vectors three times at once (the Arrow tables, their combined copy, the ordered
+    copy); this holds them twice (the tables the IO manager loaded, and the matrix).
+    """
     tables = [output.table for output in embeddings.values() if output.table.num_rows]
     if not tables:
         raise InvalidDataError("the dataset has no rows to index; add data with add_data first")
-    table = pa.concat_tables(tables)
-    positions = positions_of(table[ROW_ID].to_numpy(), row_ids)
-    if (positions < 0).any():
-        missing = row_ids[positions < 0][:5].tolist()
+    width = tables[0].schema.field("embedding").type.list_size
+    vectors = np.empty((len(row_ids), width), dtype=np.float32)
+    filled = np.zeros(len(row_ids), dtype=bool)
+    for table in tables:
+        destination = positions_of(row_ids, table[ROW_ID].to_numpy())  # -1: a row deleted since
+        start = 0
+        for chunk in table["embedding"].chunks:
+            rows = destination[start : start + len(chunk)]
+            start += len(chunk)
+            kept = rows >= 0
+            if kept.any():
+                vectors[rows[kept]] = arrow_to_matrix(chunk)[kept]
+                filled[rows[kept]] = True
+    if not filled.all():
+        missing = row_ids[~filled][:5].tolist()
         raise InvalidDataError(f"rows {missing} have no embedding yet; run update_indices to embed new batches")
-    return arrow_to_matrix(table["embedding"])[positions]
+    return vectors
 
 
 def graph_from_output(output: StageOutput) -> tuple[np.ndarray, NeighbourGraph]:

@@ -70,6 +70,15 @@ def build_neighbour_graph(
     row_ids = rows_embedded_so_far(embeddings, live_row_ids(store, spec))
     vectors = live_vectors(embeddings, row_ids)
     k = min(graph_k(spec, len(row_ids)), max(len(row_ids) - 1, 1))
+    return graph_output(vectors, row_ids, k, previous, timer)
+
+
+def graph_output(
+    vectors: np.ndarray, row_ids: np.ndarray, k: int, previous: StageOutput | None = None, timer: Timer | None = None
+) -> tuple[StageOutput, dict]:
+    """The stage's work on loaded vectors (one per row of `row_ids`): the graph, its table and its
+    metadata (benchmarks.graph_stage times this against pynndescent alone)."""
+    timer = timer or Timer()
     approximate = knn.uses_nndescent(len(row_ids), k)
     if approximate:  # importing pynndescent costs ~3 s warm, ~50 s cold: only when it runs
         enable_pynndescent_kernel_cache()
