@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from atlas_assets.errors import ModelError
-from resources.onnx_session import CPU, CUDA, PROVIDERS_ENV, make_session, resolve_providers
+from resources.onnx_session import (
+    CPU,
+    CUDA,
+    PROVIDERS_ENV,
+    make_session,
+    resolve_providers,
+)
 
 CPU_ONLY = ["AzureExecutionProvider", CPU]
 GPU_BUILD = ["TensorrtExecutionProvider", CUDA, CPU]

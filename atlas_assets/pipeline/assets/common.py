@@ -14,9 +14,8 @@ from typing import Any
 
 import dagster as dg
 import numpy as np
-from pydantic import Field
-import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field
 
 from atlas_assets.compute.arrays import arrow_to_matrix, positions_of
 from atlas_assets.compute.graph import NeighbourGraph
@@ -26,7 +25,9 @@ from atlas_assets.pipeline.naming import DatasetNames
 from atlas_assets.pipeline.spec import IndexSpec
 from resources.index_outputs import StageOutput
 from resources.io_manager import OUTPUT_DIR_KEY
-from resources.storage import DatasetStore  # the one import of the store's class in the pipeline's assets
+from resources.storage import (
+    DatasetStore,  # the one import of the store's class in the pipeline's assets
+)
 
 __all__ = [
     "FOLLOW_UPSTREAM", "ROW_ID", "DatasetStore", "StageOutput", "Timer", "dataset_args", "graph_from_output",
