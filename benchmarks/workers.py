@@ -28,6 +28,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -266,6 +267,7 @@ def main(argv: list[str]) -> int:
     temporary.replace(RESULTS)
     print(json.dumps({k: result[k] for k in ("steps_wall_s_median", "ratio_1_worker_over_2_workers", "per_step")}, indent=2))
     del dataset
+    shutil.rmtree(home, ignore_errors=True)  # the temporary store, instance and worker folders
     return 0
 
 
