@@ -10,7 +10,7 @@ Per-step resources: the embeddings steps are CPU-heavy, the graph and layout ste
 import dagster as dg
 from dagster_k8s import k8s_job_executor
 
-from atlas_assets.definitions import defs as atlas_definitions
+import atlas_assets.definitions as atlas_location
 
 STEP_POD = {
     "container_config": {
@@ -24,5 +24,7 @@ STEP_POD = {
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    # atlas_location.defs, not imported by name: a second @definitions function in this module's
+    # scope makes Dagster refuse to load the file as a code location
     executor = k8s_job_executor.configured({"max_concurrent": 16, "step_k8s_config": STEP_POD})
-    return dg.Definitions.merge(atlas_definitions(), dg.Definitions(executor=executor))
+    return dg.Definitions.merge(atlas_location.defs(), dg.Definitions(executor=executor))

@@ -4,10 +4,9 @@ the embedding pool, and the object-store example points the outputs at an fsspec
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 from sklearn.datasets import load_digits
 
@@ -17,17 +16,20 @@ from tests.conftest import REPO_ROOT
 DEPLOY = REPO_ROOT / "deploy"
 
 
-def test_the_kubernetes_code_location_runs_every_step_in_its_own_pod(atlas_home):
+@pytest.mark.parametrize(("location", "executor"), [("kubernetes", "k8s"), ("dask", "dask")])
+def test_each_deploy_code_location_loads_by_file_with_every_datasets_assets(atlas_home, location, executor):
+    """Loaded as Dagster loads a `python_file` code location (its own autodiscovery), so a second
+    @definitions function in the file's scope, or a missing import, fails here and not on a cluster."""
+    from dagster._core.workspace.autodiscovery import loadable_targets_from_python_file
+
     data = load_digits()
-    dataset = AtlasDataset("k8s/digits", unique_id_field="id")
+    dataset = AtlasDataset("deploy/digits", unique_id_field="id")
     dataset.add_data(pd.DataFrame({"id": [f"d{i}" for i in range(30)]}), embeddings=(data.data[:30] / 16).astype(np.float32))
-    spec = importlib.util.spec_from_file_location("k8s_definitions", DEPLOY / "kubernetes" / "definitions.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    definitions = module.defs()
-    assert definitions.executor.name == "k8s"
+    (target,) = loadable_targets_from_python_file(str(DEPLOY / location / "definitions.py"), str(REPO_ROOT))
+    definitions = target.target_definition()
+    assert definitions.executor.name == executor
     keys = {key.to_user_string() for asset in definitions.assets for key in asset.keys}
-    assert "k8s/digits/raw_data" in keys
+    assert "deploy/digits/raw_data" in keys
 
 
 def test_helm_values_use_the_k8s_run_launcher_and_cap_the_embedding_pool():
