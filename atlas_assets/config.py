@@ -16,6 +16,22 @@ def atlas_home() -> Path:
     return Path(os.environ.get("ATLAS_HOME") or Path.home() / ".atlas").expanduser().absolute()
 
 
+def store_uri() -> str:
+    """Where the dataset store lives (`ATLAS_STORE_URI`): a local folder, or any fsspec URI such as
+    `s3://bucket/prefix` (records, batches, blobs, tombstones as objects). Unset: ATLAS_HOME.
+
+    Locks stay on the local filesystem under `$ATLAS_HOME/locks` whatever this is: every process that
+    writes one dataset must share that folder (one machine, or a shared volume with working locks).
+    """
+    return os.environ.get("ATLAS_STORE_URI") or str(atlas_home())
+
+
+def outputs_uri() -> str:
+    """Where index outputs live (`ATLAS_OUTPUTS_URI`); unset: under the store (`ATLAS_STORE_URI`,
+    else ATLAS_HOME), in `datasets/<org>/<slug>/indices/<index_id>/` either way."""
+    return os.environ.get("ATLAS_OUTPUTS_URI") or store_uri()
+
+
 def default_organisation() -> str:
     """Organisation used for identifiers given without `org/` (`ATLAS_ORG`, default `local`)."""
     return os.environ.get("ATLAS_ORG") or DEFAULT_ORGANISATION

@@ -1,7 +1,7 @@
 """`IndexOutputs`: the one owner of an index's outputs (where they live, reading, writing, versions).
 
 Layout, below a base that is a local folder (default: ATLAS_HOME) or any fsspec URI
-(`$ATLAS_OUTPUTS_URI`, e.g. `s3://bucket/atlas`):
+(`$ATLAS_OUTPUTS_URI`, e.g. `s3://bucket/atlas`; unset, the store's own `$ATLAS_STORE_URI`):
 
     datasets/<org>/<slug>/indices/<index_id>/<stage>.parquet             unpartitioned stages
     datasets/<org>/<slug>/indices/<index_id>/<stage>/<batch_id>.parquet   per-batch stages (embeddings)
@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from atlas_assets.config import atlas_home
+from atlas_assets.config import outputs_uri
 from atlas_assets.errors import StoreWriteError
 from resources.atomic import atomic_writer
 
@@ -45,8 +45,9 @@ class StageOutput:
 
 
 def outputs_base(uri: str | None = None) -> UPath:
-    """The base every index output lives under: `uri`, else $ATLAS_OUTPUTS_URI, else ATLAS_HOME."""
-    return UPath(uri or os.environ.get(OUTPUTS_URI_ENV) or str(atlas_home()))
+    """The base every index output lives under: `uri`, else $ATLAS_OUTPUTS_URI, else the store's
+    root ($ATLAS_STORE_URI, else ATLAS_HOME; see `atlas_assets.config.outputs_uri`)."""
+    return UPath(uri or outputs_uri())
 
 
 def is_local(path: UPath) -> bool:
@@ -80,14 +81,14 @@ def write_output(path: UPath, output: StageOutput) -> None:
         # `from None`: a failed step is reported by its root cause, and this is the error that names
         # the URI and the fix; the store's own words (every error in the chain) are in the message.
         raise StoreWriteError(
-            f"writing {path} ({data.size:,} bytes) to the object store failed ({_error_chain(error)}); "
+            f"writing {path} ({data.size:,} bytes) to the object store failed ({error_chain(error)}); "
             "the previous output there, if any, is unchanged. Check that the store is reachable from "
             "this process, that its credentials may write to that bucket, and the store's health "
             "(throttling: SlowDown/503), then retry (dataset.update_indices() or re-execute the run)."
         ) from None
 
 
-def _error_chain(error: BaseException, most: int = 4) -> str:
+def error_chain(error: BaseException, most: int = 4) -> str:
     """'OSError: ...; caused by ClientError: ...': an error and those under it, outermost first."""
     parts: list[str] = []
     current: BaseException | None = error

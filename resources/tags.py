@@ -1,7 +1,8 @@
 """Tags of one map index, shared by the web map and Python (`map.tags`).
 
 A tag is a named set of datum ids. Tags live in one JSON file in the index folder
-(`<index_dir>/tags.json`), because both the map server (a person lassoing points) and a Python
+(`<index_dir>/tags.json`; with the store on an object store, the object `indices/<index_id>/tags.json`
+and a local lock file under the store's lock folder), because both the map server (a person lassoing points) and a Python
 session (`map.tags.add(...)`) write them, possibly at the same time: every change takes a file lock,
 re-reads the file, applies itself and replaces the file atomically (temp file + rename), so
 concurrent writers never lose each other's changes and a crash leaves the old or the new file.
@@ -19,12 +20,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from filelock import FileLock
 
 from atlas_assets.errors import InvalidOptionError
-from resources.atomic import write_bytes_atomic
+from resources.storage.files import LocalFiles, StoreFiles
+
+if TYPE_CHECKING:
+    from resources.storage import DatasetStore
 
 TAGS_FILE = "tags.json"
 MAX_TAG_NAME_LENGTH = 100
@@ -60,16 +65,45 @@ class TagStore:
     Every method reads the file afresh, so a server and a notebook see each other's tags at once.
     """
 
-    def __init__(self, index_dir: Path | str) -> None:
-        self.index_dir = Path(index_dir)
-        self.path = self.index_dir / TAGS_FILE
-        self._lock = FileLock(str(self.index_dir / (TAGS_FILE + ".lock")), timeout=60)
-        self._counts: tuple[tuple[int, int, int] | None, dict[str, int]] | None = None
+    def __init__(
+        self,
+        index_dir: Path | str | None = None,
+        *,
+        files: StoreFiles | None = None,
+        key: str = "",
+        lock_path: Path | None = None,
+    ) -> None:
+        """`TagStore(index_dir)`: tags.json in a local folder, its lock beside it. Or `files`, `key` (the
+        index folder's key) and `lock_path`: tags.json as an object, with a local lock (see `for_index`)."""
+        if files is None:
+            if index_dir is None:
+                raise TypeError("TagStore needs index_dir, or files, key and lock_path")
+            files, key = LocalFiles(Path(index_dir)), ""
+            lock_path = Path(index_dir) / (TAGS_FILE + ".lock")
+        if lock_path is None:
+            raise TypeError("TagStore on store files needs lock_path (a local file)")
+        self.files = files
+        self.key = f"{key}/{TAGS_FILE}" if key else TAGS_FILE
+        self._lock_path = lock_path
+        self._lock = FileLock(str(lock_path), timeout=60)
+        self._counts: tuple[tuple | None, dict[str, int]] | None = None
+
+    @classmethod
+    def for_index(cls, store: DatasetStore, organisation: str, slug: str, index_id: str) -> TagStore:
+        """The tags of an index of the store: in its index folder locally; on an object store the
+        object `indices/<index_id>/tags.json`, its lock under the store's local lock folder."""
+        if store.is_local:
+            return cls(store.index_dir(organisation, slug, index_id))
+        return cls(
+            files=store.files,
+            key=store.index_key(organisation, slug, index_id),
+            lock_path=store.lock_path(organisation, slug, f"tags-{index_id}"),
+        )
 
     # reading -----------------------------------------------------------------------------------
     def _read(self) -> dict[str, list[str]]:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = self.files.read_bytes(self.key).decode("utf-8")
         except FileNotFoundError:
             return {}
         document = json.loads(text)
@@ -97,12 +131,8 @@ class TagStore:
             columns[name] = column
         return columns
 
-    def _file_key(self) -> tuple[int, int, int] | None:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    def _file_key(self) -> tuple | None:
+        return self.files.stamp(self.key)
 
     def counts(self) -> dict[str, int]:
         """Number of datums per non-empty tag (for the map's tag list): one read of the file, and
@@ -117,15 +147,14 @@ class TagStore:
 
     # writing -----------------------------------------------------------------------------------
     def _write(self, tags: dict[str, list[str]]) -> None:
-        self.index_dir.mkdir(parents=True, exist_ok=True)
         document = {"version": _FORMAT_VERSION, "tags": {n: ids for n, ids in tags.items() if ids}}
-        write_bytes_atomic(self.path, json.dumps(document, ensure_ascii=False).encode("utf-8"))
+        self.files.write_bytes(self.key, json.dumps(document, ensure_ascii=False).encode("utf-8"))
 
     def add(self, ids: Iterable[object] | np.ndarray, tag: str) -> int:
         """Put `ids` in `tag` (creating it); returns how many ids were newly added."""
         name = validate_tag_name(tag)
         new_ids = _as_id_strings(ids)
-        self.index_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             tags = self._read()
             if not tags.get(name) and new_ids and sum(1 for ids in tags.values() if ids) >= MAX_TAGS:
@@ -149,7 +178,7 @@ class TagStore:
         """Take `ids` out of `tag` (a tag left empty disappears); returns how many were removed."""
         name = validate_tag_name(tag)
         gone = set(_as_id_strings(ids))
-        self.index_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             tags = self._read()
             members = tags.get(name, [])
@@ -163,6 +192,7 @@ class TagStore:
     def delete_tag(self, tag: str) -> bool:
         """Remove a whole tag; returns whether it existed."""
         name = validate_tag_name(tag)
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             tags = self._read()
             if name not in tags:

@@ -139,9 +139,7 @@ def _status(args: argparse.Namespace) -> int:
     else:
         statuses = all_statuses()
         if not statuses:
-            from atlas_assets.config import atlas_home
-
-            print(f"no datasets in {atlas_home()}; try `atlas demo` or `atlas ingest FILE --dataset org/name`")
+            print(f"no datasets in {DatasetStore().location}; try `atlas demo` or `atlas ingest FILE --dataset org/name`")
             return 0
     if args.json:
         import dataclasses

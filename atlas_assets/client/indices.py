@@ -7,7 +7,6 @@ Kept apart from `client/dataset.py` so that file stays about data; `AtlasDataset
 
 from __future__ import annotations
 
-import shutil
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -132,7 +131,7 @@ def forget_index(dataset: AtlasDataset, index_id: str) -> None:
         lambda current: current.model_copy(update={"indices": [i for i in current.indices if i.id != index_id]}),
     )
     IndexOutputs(dataset.organisation, dataset.slug, index_id).delete()
-    shutil.rmtree(store.index_dir(dataset.organisation, dataset.slug, index_id), ignore_errors=True)
+    store.remove_index_folder(dataset.organisation, dataset.slug, index_id)
 
 
 def arrow_embeddings(column: pa.ChunkedArray) -> np.ndarray:

@@ -43,7 +43,7 @@ class MapTags(MapAccessor):
     def __init__(self, projection: AtlasProjection, auto_cleanup: bool | None = False) -> None:
         super().__init__(projection)
         dataset = projection.dataset
-        self._store = TagStore(dataset.store.index_dir(dataset.organisation, dataset.slug, projection.atlas_index_id))
+        self._store = TagStore.for_index(dataset.store, dataset.organisation, dataset.slug, projection.atlas_index_id)
         self.auto_cleanup = auto_cleanup  # accepted as nomic's; there are no downloaded files to clean
 
     def _tag(self, name: str, count: int) -> Tag:

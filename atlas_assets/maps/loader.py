@@ -45,7 +45,7 @@ def map_version(record: DatasetRecord, index: IndexRecord) -> tuple:
 
 def load_map(store: DatasetStore, record: DatasetRecord, index: IndexRecord, *, with_fields: bool = False) -> MapModel:
     """The read model of one index (IndexNotReadyError while its graph is not built yet)."""
-    cache_key = (str(store.home), map_key(record, index))
+    cache_key = (store.location, map_key(record, index))
     version = map_version(record, index)
     with _cache_lock:
         cached = _cache.get(cache_key)

@@ -32,7 +32,7 @@ def store_map_source(store: DatasetStore, record: DatasetRecord, index: IndexRec
         rows = model.rows_of([datum_id])
         if model.blob_refs is None or rows[0] < 0:
             return None
-        blob = store.blob_path(organisation, slug, model.blob_refs[rows[0]]).read_bytes()
+        blob = store.read_blob(organisation, slug, model.blob_refs[rows[0]])
         return blob, _sniff_image_type(blob)
 
     source = ModelMapSource(
@@ -42,7 +42,7 @@ def store_map_source(store: DatasetStore, record: DatasetRecord, index: IndexRec
         is_public=record.is_public,
         token=lambda: dataset_token(dataset_id),
         modality=index.modality,
-        tags=TagStore(store.index_dir(organisation, slug, index.id)),
+        tags=TagStore.for_index(store, organisation, slug, index.id),
         row_search=search,
         image_loader=image if index.modality == "image" else None,
     )

@@ -1,6 +1,7 @@
 """Image blobs: read (path, bytes or PIL image), validate, hash, store once per content hash.
 
-A blob is referred to as `<sha256>.<ext>` (the `_blob` column) and lives at `blobs/<sha256>.<ext>`.
+A blob is referred to as `<sha256>.<ext>` (the `_blob` column) and lives at `blobs/<sha256>.<ext>`
+(read back with `DatasetStore.read_blob`).
 Bytes given as a path or as bytes are stored unchanged; a PIL image is stored as PNG.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from atlas_assets.errors import InvalidImageError
-from resources.atomic import write_bytes_atomic
+from resources.storage.files import StoreFiles
 
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff"}
 
@@ -88,13 +89,12 @@ def prepare_blob(blob: Any, row: int) -> PreparedBlob:
     return PreparedBlob(ref=ref, data=data if keep_in_memory else None, source=source)
 
 
-def store_blob(blob_dir: Path, blob: PreparedBlob, mode: int = 0o644) -> bool:
-    """Write the blob unless its content is already stored. True when a new file was written."""
-    target = blob_dir / blob.ref
-    if target.exists():
+def store_blob(files: StoreFiles, key: str, blob: PreparedBlob, mode: int = 0o644) -> bool:
+    """Write the blob at `key` unless its content is already stored. True when a new file was written."""
+    if files.exists(key):
         return False
     data = blob.data if blob.data is not None else blob.source.read_bytes()  # type: ignore[union-attr]
     if hashlib.sha256(data).hexdigest() != blob.ref.split(".")[0]:
         raise InvalidImageError(f"{blob.source} changed while it was being added; retry")
-    write_bytes_atomic(target, data, mode)
+    files.write_bytes(key, data, mode)
     return True

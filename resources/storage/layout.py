@@ -7,12 +7,16 @@
   blobs/<sha256>.<ext>          image bytes, content-addressed, stored once
   deletions/<id>.parquet        tombstones: _row_id and the user id of deleted rows
   indices/<index_id>/           index outputs (see resources.index_outputs)
-<root>/locks/<org>/<slug>.{writer,indexing}.lock
+<root>/locks/<org>/<slug>.{writer,indexing}.lock   ($ATLAS_HOME/locks/... when <root> is an object store)
 ```
+
+`<root>` is a local folder (ATLAS_HOME by default) or any fsspec URI (`ATLAS_STORE_URI=s3://bucket/prefix`):
+the same keys then name objects (see `resources.storage.files`).
 
 A private dataset (`is_public=False`) keeps its rows from other users of the machine: its folder and
 the folders below it are 0700, the files the store writes there (record, batches, blobs, tombstones)
 0600. A public dataset's files follow the umask (0644 / 0755 usually): other users may read them.
+On an object store objects have no modes: the bucket's policy keeps a private dataset private.
 """
 
 from __future__ import annotations
@@ -23,7 +27,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from atlas_assets import config
-from atlas_assets.errors import InvalidDataError, InvalidIdentifierError
+from atlas_assets.errors import (
+    ConfigurationError,
+    InvalidDataError,
+    InvalidIdentifierError,
+)
+from resources.storage.files import LocalFiles, StoreFiles, is_local_uri, open_files
 
 RECORD_FILE = "dataset.json"
 BATCHES = "batches"
@@ -80,48 +89,111 @@ def check_name(value: str, what: str) -> str:
 
 
 class StoreLayout:
-    """The paths of one store root (default: ATLAS_HOME, read at each call so changes apply)."""
+    """The names of one store root: `root`, else $ATLAS_STORE_URI, else ATLAS_HOME (read at each call
+    so changes apply). A root is a local folder or any fsspec URI (`s3://bucket/prefix`).
+
+    Files are named by keys (`record_key`, `batch_key`, ...) and reached through `files`
+    (`resources.storage.files`). The `Path` methods (`dataset_dir`, `record_path`, ...) exist for a
+    local store only. Locks are local files whatever the root: under the root when it is a folder,
+    under `$ATLAS_HOME/locks` when it is an object store.
+    """
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = str(root) if root else ""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(root={str(self.home)!r})"
+        return f"{type(self).__name__}(root={self.location!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, StoreLayout) and other.home == self.home
+        return isinstance(other, StoreLayout) and other.location == self.location
 
     def __hash__(self) -> int:
-        return hash(self.home)
+        return hash(self.location)
+
+    @property
+    def uri(self) -> str:
+        """The root as configured: `root`, else $ATLAS_STORE_URI, else ATLAS_HOME."""
+        return self.root or config.store_uri()
+
+    @property
+    def files(self) -> StoreFiles:
+        return open_files(self.uri)
+
+    @property
+    def is_local(self) -> bool:
+        return is_local_uri(self.uri)
+
+    @property
+    def location(self) -> str:
+        """The root as a path or URI (names the store in messages and cache keys)."""
+        return self.files.location()
 
     @property
     def home(self) -> Path:
-        return Path(self.root).expanduser().absolute() if self.root else config.atlas_home()
+        """The local folder of the store: its root when that is a folder, else ATLAS_HOME (the locks)."""
+        files = self.files
+        return files.root if isinstance(files, LocalFiles) else config.atlas_home()
 
     @property
-    def datasets_root(self) -> Path:
-        return self.home / "datasets"
+    def datasets_root(self) -> str:
+        """Where the datasets are (a path or a URI), for messages."""
+        return self.files.location("datasets")
 
-    def dataset_dir(self, organisation: str, slug: str) -> Path:
+    # ---------------------------------------------------------------------------------- keys
+
+    def dataset_key(self, organisation: str, slug: str) -> str:
         check_name(organisation, "organisation")
         check_name(slug, "dataset slug")
-        return self.datasets_root / organisation / slug
+        return f"datasets/{organisation}/{slug}"
+
+    def record_key(self, organisation: str, slug: str) -> str:
+        return f"{self.dataset_key(organisation, slug)}/{RECORD_FILE}"
+
+    def batch_key(self, organisation: str, slug: str, batch_id: str) -> str:
+        return f"{self.dataset_key(organisation, slug)}/{BATCHES}/{batch_id}.parquet"
+
+    def deletion_key(self, organisation: str, slug: str, deletion_id: str) -> str:
+        return f"{self.dataset_key(organisation, slug)}/{DELETIONS}/{deletion_id}.parquet"
+
+    def blob_key(self, organisation: str, slug: str, blob_ref: str) -> str:
+        """The stored bytes of a `_blob` reference (`<sha256>.<ext>`)."""
+        if not isinstance(blob_ref, str) or not _BLOB_REF.match(blob_ref):
+            raise InvalidDataError(f"{blob_ref!r} is not a blob reference (<sha256>.<ext>)")
+        return f"{self.dataset_key(organisation, slug)}/{BLOBS}/{blob_ref}"
+
+    def index_key(self, organisation: str, slug: str, index_id: str) -> str:
+        """`indices/<index_id>/` of the dataset."""
+        return f"{self.dataset_key(organisation, slug)}/{INDICES}/{check_name(index_id, 'index id')}"
+
+    # ------------------------------------------------------------------- local paths (local stores)
+
+    def local_path(self, key: str) -> Path:
+        files = self.files
+        if not isinstance(files, LocalFiles):
+            raise ConfigurationError(
+                f"the dataset store is on an object store ({files.location()}): {key} has no local path; "
+                "read it through the store (store.read_blob, store.read_batch)"
+            )
+        return files.path(key)
+
+    def dataset_dir(self, organisation: str, slug: str) -> Path:
+        return self.local_path(self.dataset_key(organisation, slug))
 
     def record_path(self, organisation: str, slug: str) -> Path:
-        return self.dataset_dir(organisation, slug) / RECORD_FILE
+        return self.local_path(self.record_key(organisation, slug))
 
     def batch_path(self, organisation: str, slug: str, batch_id: str) -> Path:
-        return self.dataset_dir(organisation, slug) / BATCHES / f"{batch_id}.parquet"
+        return self.local_path(self.batch_key(organisation, slug, batch_id))
 
     def blob_path(self, organisation: str, slug: str, blob_ref: str) -> Path:
-        """The stored bytes of a `_blob` reference (`<sha256>.<ext>`)."""
-        if not _BLOB_REF.match(blob_ref):
-            raise InvalidDataError(f"{blob_ref!r} is not a blob reference (<sha256>.<ext>)")
-        return self.dataset_dir(organisation, slug) / BLOBS / blob_ref
+        """The stored bytes of a `_blob` reference (`<sha256>.<ext>`), in a local store."""
+        return self.local_path(self.blob_key(organisation, slug, blob_ref))
 
     def index_dir(self, organisation: str, slug: str, index_id: str) -> Path:
-        """`indices/<index_id>/` of the dataset (not created here)."""
-        return self.dataset_dir(organisation, slug) / INDICES / check_name(index_id, "index id")
+        """`indices/<index_id>/` of the dataset (not created here), in a local store."""
+        return self.local_path(self.index_key(organisation, slug, index_id))
+
+    # ---------------------------------------------------------------------------------- locks
 
     def lock_path(self, organisation: str, slug: str, kind: str) -> Path:
         check_name(organisation, "organisation")

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from atlas_assets.compute import tables
 from atlas_assets.errors import DatasetNotFoundError, InvalidDataError, UnknownIdsError
-from resources.storage.layout import DELETIONS, RECORD_FILE, StoreLayout
+from resources.storage.layout import RECORD_FILE, StoreLayout
 from resources.storage.records import DatasetRecord
 
 
@@ -22,12 +22,12 @@ class StoreReader(StoreLayout):
     """The reading half of `DatasetStore`."""
 
     def find_dataset(self, organisation: str, slug: str) -> DatasetRecord | None:
-        path = self.record_path(organisation, slug)
+        key = self.record_key(organisation, slug)
         try:
-            text = path.read_text(encoding="utf-8")
+            data = self.files.read_bytes(key)
         except FileNotFoundError:
             return None
-        return DatasetRecord.model_validate_json(text)
+        return DatasetRecord.model_validate_json(data.decode("utf-8"))
 
     def read_record(self, organisation: str, slug: str) -> DatasetRecord:
         record = self.find_dataset(organisation, slug)
@@ -50,16 +50,20 @@ class StoreReader(StoreLayout):
 
     def list_datasets(self) -> list[DatasetRecord]:
         records = []
-        if not self.datasets_root.is_dir():
-            return records
-        for path in sorted(self.datasets_root.glob(f"*/*/{RECORD_FILE}")):
-            if path.parent.name.startswith(".") or path.parent.parent.name.startswith("."):
-                continue
+        files = self.files
+        names = [
+            (organisation, slug)
+            for organisation in files.list_folders("datasets")
+            if not organisation.startswith(".")
+            for slug in files.list_folders(f"datasets/{organisation}")
+            if not slug.startswith(".")
+        ]
+        for organisation, slug in sorted(names):
             try:
-                text = path.read_text(encoding="utf-8")
-            except FileNotFoundError:  # deleted (renamed aside) since the listing: not a dataset any more
+                data = files.read_bytes(f"datasets/{organisation}/{slug}/{RECORD_FILE}")
+            except FileNotFoundError:  # no record (yet, or deleted since the listing): not a dataset
                 continue
-            records.append(DatasetRecord.model_validate_json(text))
+            records.append(DatasetRecord.model_validate_json(data.decode("utf-8")))
         return records
 
     def get_dataset_by_id(self, dataset_id: str) -> DatasetRecord:
@@ -85,7 +89,18 @@ class StoreReader(StoreLayout):
                 f"dataset {record.identifier} has no committed batch {batch_id!r}; "
                 f"batches: {', '.join(self.batch_ids(organisation, slug)) or 'none'}"
             )
-        return pq.read_table(self.batch_path(organisation, slug, batch_id), columns=_list(columns))
+        return pq.read_table(self.files.parquet_source(self.batch_key(organisation, slug, batch_id)), columns=_list(columns))
+
+    def read_blob(self, organisation: str, slug: str, blob_ref: str) -> bytes:
+        """The stored bytes of a `_blob` reference (`<sha256>.<ext>`)."""
+        return self.files.read_bytes(self.blob_key(organisation, slug, blob_ref))
+
+    def blob_images(self, organisation: str, slug: str, blob_refs: Sequence[str]) -> Sequence[Any]:
+        """What an image embedder reads for these blobs: their paths in a local store, else a
+        sequence that reads each object's bytes when it is taken (one slice of images in memory)."""
+        if self.is_local:
+            return [self.blob_path(organisation, slug, ref) for ref in blob_refs]
+        return _BlobBytes(self, organisation, slug, list(blob_refs))
 
     def deleted_row_ids(self, organisation: str, slug: str) -> pa.Array:
         """`_row_id`s of every deleted row (int64, sorted)."""
@@ -97,9 +112,12 @@ class StoreReader(StoreLayout):
         return self._tombstones(record, record.unique_id_field)
 
     def _tombstones(self, record: DatasetRecord, column: str | None) -> pa.Array:
-        folder = self.dataset_dir(record.organisation, record.slug) / DELETIONS
+        files = self.files
         parts = [
-            pq.read_table(folder / f"{deletion.deletion_id}.parquet", columns=[column]).column(0)
+            pq.read_table(
+                files.parquet_source(self.deletion_key(record.organisation, record.slug, deletion.deletion_id)),
+                columns=[column],
+            ).column(0)
             for deletion in record.deletions
         ]
         if not parts:
@@ -120,10 +138,11 @@ class StoreReader(StoreLayout):
         wanted = _list(columns)
         read_columns = None if wanted is None else list(dict.fromkeys([tables.ROW_ID, *wanted]))
         deleted = self._tombstones(record, tables.ROW_ID)
+        files = self.files
         parts = []
         for batch in record.batches:
             part = pq.read_table(
-                self.batch_path(record.organisation, record.slug, batch.batch_id),
+                files.parquet_source(self.batch_key(record.organisation, record.slug, batch.batch_id)),
                 columns=read_columns,
                 filters=where,
             )
@@ -196,9 +215,11 @@ class StoreReader(StoreLayout):
         """
         id_field = record.unique_id_field
         deleted = self._tombstones(record, tables.ROW_ID)
+        files = self.files
         parts = []
         for batch in record.batches:
-            with pq.ParquetFile(self.batch_path(record.organisation, record.slug, batch.batch_id)) as parquet:
+            source = files.parquet_source(self.batch_key(record.organisation, record.slug, batch.batch_id))
+            with pq.ParquetFile(source) as parquet:
                 keys = parquet.read(columns=[tables.ROW_ID, id_field])
                 mask = pc.is_in(keys.column(id_field), value_set=wanted)
                 if len(deleted):
@@ -227,6 +248,21 @@ def _unknown_message(record: DatasetRecord, unknown: list[Any], id_type: pa.Data
         f"(ids are {id_type}); check the ids (deleted ids are gone)"
     )
 
+
+
+class _BlobBytes(Sequence):
+    """Blob bytes read from the store one slice at a time (image embedders take `images[a:b]`)."""
+
+    def __init__(self, reader: StoreReader, organisation: str, slug: str, refs: list[str]) -> None:
+        self.reader, self.organisation, self.slug, self.refs = reader, organisation, slug, refs
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, item):
+        if isinstance(item, slice):
+            return [self.reader.read_blob(self.organisation, self.slug, ref) for ref in self.refs[item]]
+        return self.reader.read_blob(self.organisation, self.slug, self.refs[item])
 
 
 def _list(columns: Sequence[str] | None) -> list[str] | None:

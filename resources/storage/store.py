@@ -1,12 +1,13 @@
 """`DatasetStore`: the storage engine of datasets, a plain object with no Dagster in it.
 
-`DatasetStore()` uses `$ATLAS_HOME`, `DatasetStore(root="/x")` another folder. The pipeline gets it
-through the thin Dagster resource in `resources.store`.
+`DatasetStore()` uses `$ATLAS_STORE_URI` (else `$ATLAS_HOME`), `DatasetStore(root="/x")` another
+folder, `DatasetStore(root="s3://bucket/prefix")` an object store. The pipeline gets it through the
+thin Dagster resource in `resources.store`.
 
 Order of every change, under the dataset's writer lock: write new files under temp names, rename them
-to their final names, then replace `dataset.json`. A crash before that replace leaves files no record
-names; readers never look at them (they list files through the record) and the next writer deletes
-them.
+to their final names (on an object store: upload each whole, under a fresh name), then replace
+`dataset.json`. A crash or a refused write before that replace leaves files no record names; readers
+never look at them (they list files through the record) and the next writer deletes them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from atlas_assets.compute import tables
@@ -29,8 +31,14 @@ from atlas_assets.errors import (
     StoreWriteError,
     UnknownIdsError,
 )
-from resources.atomic import TEMP_PREFIX, atomic_writer, fsync_dir, remove_tree_atomic, write_bytes_atomic
+from resources.atomic import (
+    TEMP_PREFIX,
+    fsync_dir,
+    remove_tree_atomic,
+    write_bytes_atomic,
+)
 from resources.storage import locks
+from resources.storage.files import LocalFiles
 from resources.storage.layout import (
     BATCHES,
     BLOBS,
@@ -43,7 +51,13 @@ from resources.storage.layout import (
     new_batch_id,
 )
 from resources.storage.reader import StoreReader
-from resources.storage.records import BatchRecord, DatasetRecord, DeletionRecord, normalise_slug, utc_now
+from resources.storage.records import (
+    BatchRecord,
+    DatasetRecord,
+    DeletionRecord,
+    normalise_slug,
+    utc_now,
+)
 from resources.storage.writer import BatchWriter, TableInput
 
 # Rows converted and validated at a time when add_batch is given a whole table.
@@ -51,7 +65,7 @@ CHUNK_ROWS = 50_000
 
 
 class DatasetStore(StoreReader):
-    """Datasets on a local folder: records, batches, blobs, tombstones, locks."""
+    """Datasets on a local folder or an object store: records, batches, blobs, tombstones; local locks."""
 
     # ------------------------------------------------------------------------------ locks
 
@@ -83,11 +97,16 @@ class DatasetStore(StoreReader):
     # ------------------------------------------------------------------------------ records
 
     def write_record(self, record: DatasetRecord) -> None:
-        path = self.record_path(record.organisation, record.slug)
-        if not record.is_public:
+        """Replace dataset.json: the commit point of every change (one atomic rename, or one PUT)."""
+        files = self.files
+        if isinstance(files, LocalFiles) and not record.is_public:
             # also closes the folders of a private dataset created before they were made 0700
-            close_private_folder(path.parent)
-        write_bytes_atomic(path, record.model_dump_json(indent=2).encode("utf-8"), mode=file_mode(record.is_public))
+            close_private_folder(files.path(self.dataset_key(record.organisation, record.slug)))
+        files.write_bytes(
+            self.record_key(record.organisation, record.slug),
+            record.model_dump_json(indent=2).encode("utf-8"),
+            mode=file_mode(record.is_public),
+        )
 
     def create_dataset(
         self,
@@ -133,6 +152,12 @@ class DatasetStore(StoreReader):
                 ids_generated=unique_id_field is None,
                 is_public=is_public,
             )
+            if not self.is_local:
+                # The record's PUT alone creates it; a prefix left without a record by an interrupted
+                # delete is cleared first (as a local folder without dataset.json is).
+                self.files.remove_tree(self.dataset_key(organisation, slug))
+                self.write_record(record)
+                return record
             # Build the folder aside and rename it into place: it appears complete or not at all.
             final = self.dataset_dir(organisation, slug)
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -173,8 +198,17 @@ class DatasetStore(StoreReader):
             return updated
 
     def delete_dataset(self, organisation: str, slug: str, timeout: float | None = None) -> None:
-        """Remove the dataset folder at once (rename aside, then delete); waits for indexing to end."""
+        """Remove the dataset folder at once (rename aside, then delete); waits for indexing to end.
+
+        On an object store the record goes first (the dataset disappears at once), then its prefix.
+        """
         with self.indexing_lock(organisation, slug, timeout), self.writer_lock(organisation, slug, timeout):
+            if not self.is_local:
+                if self.find_dataset(organisation, slug) is None:
+                    raise DatasetNotFoundError(f"dataset {organisation}/{slug} does not exist; nothing to delete")
+                self.files.delete(self.record_key(organisation, slug))
+                self.files.remove_tree(self.dataset_key(organisation, slug))
+                return
             folder = self.dataset_dir(organisation, slug)
             if not (folder / RECORD_FILE).exists():
                 raise DatasetNotFoundError(f"dataset {organisation}/{slug} does not exist; nothing to delete")
@@ -232,28 +266,46 @@ class DatasetStore(StoreReader):
                 return 0
             rows = self._find_rows(record, unique, [tables.ROW_ID, id_field])
             deletion_id = new_batch_id(record.deletions[-1].deletion_id if record.deletions else None)
-            target = self.dataset_dir(organisation, slug) / DELETIONS / f"{deletion_id}.parquet"
+            target = self.deletion_key(organisation, slug, deletion_id)
+            files = self.files
+            sink = pa.BufferOutputStream()
+            pq.write_table(rows, sink)
             try:
-                with atomic_writer(target, file_mode(record.is_public)) as handle:
-                    pq.write_table(rows, handle)
+                files.write_bytes(target, sink.getvalue().to_pybytes(), file_mode(record.is_public))
                 record.deletions.append(DeletionRecord(deletion_id=deletion_id, rows=rows.num_rows, created=utc_now()))
                 self.write_record(record)
-            except OSError as error:
-                target.unlink(missing_ok=True)
+            except (OSError, StoreWriteError) as error:
+                try:
+                    files.delete(target)
+                except Exception:  # noqa: BLE001, S110 - a tombstone no record names is an orphan, cleaned later
+                    pass
+                if isinstance(error, StoreWriteError):
+                    raise
                 raise StoreWriteError(f"deleting rows of {record.identifier} failed ({error}); nothing was deleted") from error
             return rows.num_rows
 
+    def remove_index_folder(self, organisation: str, slug: str, index_id: str) -> None:
+        """Remove `indices/<index_id>/` of the dataset (tags and anything else kept there)."""
+        try:
+            self.files.remove_tree(self.index_key(organisation, slug, index_id))
+        except OSError:
+            pass
+
     def _clean_orphans(self, record: DatasetRecord) -> None:
         """Delete files an interrupted writer left behind (the writer lock is held)."""
-        folder = self.dataset_dir(record.organisation, record.slug)
+        files = self.files
+        prefix = self.dataset_key(record.organisation, record.slug)
         keep = {
             BATCHES: {f"{batch.batch_id}.parquet" for batch in record.batches},
             DELETIONS: {f"{deletion.deletion_id}.parquet" for deletion in record.deletions},
         }
         for sub, names in keep.items():
-            for path in (folder / sub).glob("*"):
-                if path.is_file() and path.name not in names:
-                    path.unlink(missing_ok=True)
+            for name in files.list_files(f"{prefix}/{sub}"):
+                if name not in names:
+                    files.delete(f"{prefix}/{sub}/{name}")
+        if not isinstance(files, LocalFiles):
+            return  # objects have no temp names: a PUT that failed left nothing
+        folder = files.path(prefix)
         for path in folder.glob(f"{TEMP_PREFIX}*"):
             if path.is_file():
                 path.unlink(missing_ok=True)

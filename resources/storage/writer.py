@@ -1,12 +1,14 @@
 """Writing one upload as one batch: validated chunk by chunk into a temp Parquet file, then committed
-by replacing `dataset.json` (the caller holds the dataset's writer lock)."""
+by replacing `dataset.json` (the caller holds the dataset's writer lock).
+
+Order: the batch streams into a local temp file; the blobs are written; the batch is renamed into
+place (a local store) or uploaded whole (an object store); the record is replaced last."""
 
 from __future__ import annotations
 
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,11 +17,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from atlas_assets.compute import tables
-from atlas_assets.errors import InvalidDataError, InvalidEmbeddingsError, StoreWriteError
-from resources.atomic import fsync_dir, temp_path_for
+from atlas_assets.errors import (
+    InvalidDataError,
+    InvalidEmbeddingsError,
+    StoreWriteError,
+)
 from resources.storage.blobs import PreparedBlob, prepare_blob, store_blob
-from resources.storage.layout import BATCHES, BLOBS, file_mode, new_batch_id
-from resources.storage.records import BatchRecord, DatasetRecord, Modality, serialize_schema, utc_now
+from resources.storage.files import StoreFiles
+from resources.storage.layout import file_mode, new_batch_id
+from resources.storage.records import (
+    BatchRecord,
+    DatasetRecord,
+    Modality,
+    serialize_schema,
+    utc_now,
+)
 
 if TYPE_CHECKING:  # the store module imports this one
     from resources.storage.store import DatasetStore
@@ -41,7 +53,7 @@ class BatchWriter:
         self.store = store
         self.record = record
         self.progress = progress
-        self.folder = store.dataset_dir(record.organisation, record.slug)
+        self.files = store.files
         if embeddings is not None and blobs is not None:
             raise InvalidDataError(
                 "add_data got both embeddings and blobs; a dataset holds either your vectors or images"
@@ -67,9 +79,12 @@ class BatchWriter:
     def write(self, table: TableInput) -> BatchRecord:
         record = self.record
         batch_id = new_batch_id(record.batches[-1].batch_id if record.batches else None)
-        final = self.folder / BATCHES / f"{batch_id}.parquet"
-        temp = temp_path_for(final)
-        new_blob_files: list[Path] = []
+        final = self.store.batch_key(record.organisation, record.slug, batch_id)
+        files = self.files
+        # a local temp file either way: next to the batch in a local store (renamed into place), in the
+        # system's temp folder for an object store (uploaded whole, then removed)
+        temp = files.temp_path(final)
+        new_blob_files: list[str] = []
         renamed = False
         try:
             descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode(record.is_public))
@@ -92,11 +107,11 @@ class BatchWriter:
                 os.fsync(handle.fileno())
             self._check_ids_against_dataset()
             for blob in self._unique_blobs():
-                if store_blob(self.folder / BLOBS, blob, file_mode(record.is_public)):
-                    new_blob_files.append(self.folder / BLOBS / blob.ref)
-            os.replace(temp, final)
-            renamed = True
-            fsync_dir(final.parent)
+                key = self.store.blob_key(record.organisation, record.slug, blob.ref)
+                if store_blob(files, key, blob, file_mode(record.is_public)):
+                    new_blob_files.append(key)
+            renamed = True  # (set first: an upload that fails may still have left the object)
+            files.commit_file(temp, final)
             batch = BatchRecord(batch_id=batch_id, rows=self.rows, created=utc_now(), first_row_id=record.next_row_id)
             updated = record.model_copy(deep=True)
             updated.batches.append(batch)
@@ -109,10 +124,12 @@ class BatchWriter:
             self.store.write_record(updated)
         except BaseException as error:
             temp.unlink(missing_ok=True)
-            if renamed:
-                final.unlink(missing_ok=True)
-            for path in new_blob_files:
-                path.unlink(missing_ok=True)
+            # best effort: what is left (the store refusing deletes too) is named by no record, so
+            # readers never open it and the next writer's orphan clean-up removes it
+            for key in [final] if renamed else []:
+                _delete_quietly(files, key)
+            for key in new_blob_files:
+                _delete_quietly(files, key)
             if isinstance(error, OSError):
                 raise StoreWriteError(
                     f"writing a batch of {record.identifier} failed ({error}); nothing was committed, the "
@@ -209,6 +226,13 @@ class BatchWriter:
 
     def _unique_blobs(self) -> list[PreparedBlob]:
         return list({blob.ref: blob for blob in self.blobs or []}.values())
+
+
+def _delete_quietly(files: StoreFiles, key: str) -> None:
+    try:
+        files.delete(key)
+    except Exception:  # noqa: BLE001, S110 - the error being raised is the one that matters
+        pass
 
 
 def _count_mismatch(what: str, given: int, expected: int | str) -> InvalidDataError:

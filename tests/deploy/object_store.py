@@ -7,7 +7,8 @@ the `s3://bucket/prefix` a user gives for S3.
 
 `RefusingProxy` is a small HTTP proxy on loopback in front of it. While `refusing` is set it answers
 every write (PUT and POST: PutObject, the multipart calls, DeleteObjects) with 503 SlowDown, as S3
-does when it throttles or a region is unwell; reads pass through. It stands for "the object store
+does when it throttles or a region is unwell; reads pass through. With `refuse_only` set it refuses
+only the writes whose path holds that text (the record's PUT alone, say). It stands for "the object store
 refuses writes for a while" (moto has no fault injection of its own for S3).
 """
 
@@ -117,6 +118,7 @@ class RefusingProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.refusing = False
+        self.refuse_only: str | None = None  # refuse only the writes whose path contains this (e.g. "/dataset.json")
         self.refused: list[str] = []  # "PUT /bucket/key" of every refused request
         self.forwarded_writes: list[str] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -161,7 +163,7 @@ class RefusingProxy:
                 body = self._body()
                 request = f"{self.command} {self.path}"
                 writes = self.command in ("PUT", "POST")
-                if writes and proxy.refusing:
+                if writes and proxy.refusing and (proxy.refuse_only is None or proxy.refuse_only in self.path):
                     proxy.refused.append(request)
                     self.send_response(503, "Slow Down")
                     self.send_header("Content-Type", "application/xml")

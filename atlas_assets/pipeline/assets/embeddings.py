@@ -81,8 +81,8 @@ def embed_batch(store: DatasetStore, embedder: EmbedderResource, spec: IndexSpec
         vectors = arrow_to_matrix(batch["_embedding"])
     elif index.modality == "image":
         batch = store.read_batch(spec.organisation, spec.slug, batch_id, columns=[ROW_ID, "_blob"])
-        paths = [store.blob_path(spec.organisation, spec.slug, ref) for ref in batch["_blob"].to_pylist()]
-        vectors = embedder.image_embedder(index.embedding_model).embed_images(paths, progress=True)
+        images = store.blob_images(spec.organisation, spec.slug, batch["_blob"].to_pylist())
+        vectors = embedder.image_embedder(index.embedding_model).embed_images(images, progress=True)
     else:
         field = index.indexed_field
         if spec.fits_static_table:  # normally fitted by its own asset first; a sensor's run may come first
