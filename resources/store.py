@@ -14,8 +14,12 @@ from resources.storage import DatasetStore
 
 
 @dg.resource(
-    config_schema={"root": dg.Field(str, default_value="", description="store folder; empty: ATLAS_HOME")},
-    description="The dataset store (batches, records, blobs, locks) under ATLAS_HOME or `root`.",
+    config_schema={
+        "root": dg.Field(
+            str, default_value="", description="store folder or URI (s3://...); empty: ATLAS_STORE_URI, else ATLAS_HOME"
+        )
+    },
+    description="The dataset store (batches, records, blobs, tombstones) under ATLAS_STORE_URI, ATLAS_HOME or `root`.",
 )
 def store_resource(context: dg.InitResourceContext) -> DatasetStore:
     return DatasetStore(context.resource_config["root"] or None)

@@ -29,6 +29,7 @@ from atlas_assets import AtlasDataset
 from atlas_assets.errors import ConfigurationError, StoreWriteError
 from resources.storage import DatasetStore
 from resources.storage.files import ObjectFiles
+from resources.tags import TagStore
 from tests.conftest import REPO_ROOT, news_frame
 from tests.deploy.conftest import ObjectStore
 from tests.deploy.object_store import ACCESS_KEY, REGION, SECRET_KEY
@@ -63,7 +64,7 @@ def read_rows_in_another_process(organisation: str, slug: str) -> list[str]:
         "print(json.dumps(rows.column('id').to_pylist()))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env={**os.environ}, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -155,12 +156,12 @@ def test_while_the_store_refuses_writes_add_data_fails_cleanly_and_a_retry_adds_
     assert len(json.loads(dataset_objects(s3_store, "s3", "refused")["dataset.json"])["batches"]) == 2
 
 
-@pytest.mark.slow  # about 40 s of the client's retries of the refused record PUT
-def test_a_refused_record_put_commits_nothing_and_leaves_no_batch_behind(
+@pytest.mark.slow  # twice about 40 s of the client's retries of the refused record PUT
+def test_a_refused_record_put_commits_nothing_and_leaves_no_batch_or_tombstone_behind(
     s3_store: ObjectStore, atlas_home: Path, shared_data: Path
 ) -> None:
-    """The batch upload passes, the commit point (the record's PUT) is refused: nothing is committed
-    and the uploaded batch, named by no record, is gone again."""
+    """The batch (or tombstone) upload passes, the commit point (the record's PUT) is refused: nothing
+    is committed and the uploaded object, named by no record, is gone again."""
     dataset = AtlasDataset("s3/commit", unique_id_field="id")
     dataset.add_data(news_frame(shared_data, rows=FIRST_ROWS))
     before = s3_store.objects()
@@ -176,6 +177,19 @@ def test_a_refused_record_put_commits_nothing_and_leaves_no_batch_behind(
     assert any("/batches/" in request for request in s3_store.proxy.forwarded_writes)  # the batch went up ...
     assert s3_store.objects() == before  # ... and is gone again; the record is unchanged
     assert len(DatasetStore().read_rows("s3", "commit", columns=["id"])) == FIRST_ROWS
+
+    s3_store.proxy.forwarded_writes.clear()
+    s3_store.proxy.refusing = True
+    try:
+        with pytest.raises(StoreWriteError, match="dataset.json"):
+            dataset.delete_data(["0", "1"])
+    finally:
+        s3_store.proxy.refusing = False
+    assert any("/deletions/" in request for request in s3_store.proxy.forwarded_writes)
+    assert s3_store.objects() == before
+    assert len(DatasetStore().read_rows("s3", "commit", columns=["id"])) == FIRST_ROWS
+    assert dataset.delete_data(["0", "1"])  # the retry
+    assert len(DatasetStore().read_rows("s3", "commit", columns=["id"])) == FIRST_ROWS - 2
 
 
 def test_files_no_record_names_are_never_read_and_the_next_writer_removes_them(
@@ -199,6 +213,12 @@ def test_files_no_record_names_are_never_read_and_the_next_writer_removes_them(
     assert store.delete_ids("s3", "orphans", ["b"]) == 1
     assert store.read_rows("s3", "orphans")["id"].to_pylist() == ["a", "c"]
     assert store.find_rows("s3", "orphans", ["c"])["text"].to_pylist() == ["w"]
+
+    tags = TagStore.for_index(store, "s3", "orphans", "index1")
+    assert tags.add(["a"], "kept") == 1 and tags.counts() == {"kept": 1}
+    assert f"{s3_store.prefix}/datasets/s3/orphans/indices/index1/tags.json" in s3_store.objects()
+    store.remove_index_folder("s3", "orphans", "index1")
+    assert not [key for key in s3_store.objects() if "/indices/" in key] and tags.get_tags() == []
 
 
 def test_images_are_stored_as_blobs_and_read_back_as_bytes(s3_store: ObjectStore, atlas_home: Path) -> None:
@@ -225,7 +245,7 @@ def test_a_missing_fsspec_implementation_names_the_package_to_install(tmp_path: 
     )
     env = {**os.environ, "ATLAS_HOME": str(tmp_path), "ATLAS_STORE_URI": "s3://bucket/atlas"}
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, check=False)
     assert done.returncode == 1
     assert ConfigurationError.__name__ in done.stderr and "pip install s3fs" in done.stderr
     assert "s3://bucket/atlas" in done.stderr
