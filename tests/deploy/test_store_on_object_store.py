@@ -252,3 +252,34 @@ def test_a_missing_fsspec_implementation_names_the_package_to_install(tmp_path: 
     with pytest.raises(ConfigurationError, match="object store"):
         DatasetStore(root="memory://atlas").dataset_dir("a", "b")
     assert isinstance(DatasetStore(root="memory://atlas").files, ObjectFiles)
+
+
+@pytest.mark.slow
+def test_an_image_map_on_s3_embeds_the_blobs_from_the_bucket_and_serves_them(
+    s3_store: ObjectStore, atlas_home: Path, tmp_path: Path
+) -> None:
+    """The image embedder reads the blobs as bytes from the bucket; `atlas serve` serves them."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = [Image.fromarray((255 - digits.images[i] * 16).astype(np.uint8)).resize((32, 32)).convert("RGB")
+              for i in range(40)]
+    dataset = AtlasDataset("s3/digits", unique_id_field="id")
+    dataset.add_data(pd.DataFrame({"id": [f"d{i}" for i in range(40)], "digit": digits.target[:40].astype(str)}),
+                     blobs=images)
+    index_id = dataset.create_index(name="digits", topic_model={"topic_label_field": "digit"}).atlas_index_id
+    assert len(dataset.get_map("digits").embeddings.latent) == 40
+    assert local_files(atlas_home / "datasets") == []
+
+    store = DatasetStore()
+    refs = dict(zip(*[store.read_rows("s3", "digits", columns=["id", "_blob"])[name].to_pylist() for name in ("id", "_blob")],
+                    strict=True))
+    server = MapServer({**os.environ}, tmp_path / "serve.log")
+    try:
+        key = f"s3/digits/{index_id}"
+        served = json.loads(server.get(f"/api/maps/{key}/datum/7"))["id"]
+        assert server.get(f"/api/maps/{key}/image/7") == store.read_blob("s3", "digits", refs[served])
+    finally:
+        server.stop()
