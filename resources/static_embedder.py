@@ -180,8 +180,10 @@ class StaticEmbedder:
         tokenizer.enable_truncation(max_length=spec.max_length)
         self.tokenizer = tokenizer
 
-    def with_fitted_rows(self, token_ids: np.ndarray, rows: np.ndarray) -> StaticEmbedder:
-        """A copy whose table has these rows replaced (an index's fitted table); this one is unchanged."""
+    def with_fitted_rows(self, token_ids: np.ndarray, rows: np.ndarray, components: np.ndarray | None = None) -> StaticEmbedder:
+        """A copy whose table has these rows replaced and the fit's common `components` (k x dim, unit
+        rows; None: none, as in tables fitted before they existed) removed from every row (an index's
+        fitted table); this one is unchanged."""
         import copy
 
         from atlas_assets.compute.static_fit import FittedRows, apply_rows
@@ -190,8 +192,14 @@ class StaticEmbedder:
             raise ModelError(f"a fitted table of {self.model_name} must hold {self.dimension}-d rows; got {rows.shape}")
         if len(token_ids) and (token_ids.min() < 0 or token_ids.max() >= len(self.table)):
             raise ModelError(f"a fitted table names tokens outside {self.model_name}'s vocabulary; fit it again")
+        if components is not None:
+            components = np.asarray(components, dtype=np.float32)
+            if components.ndim != 2 or components.shape[1] != self.dimension or len(components) >= self.dimension \
+                    or not np.isfinite(components).all():
+                raise ModelError(f"a fitted table of {self.model_name} must remove {self.dimension}-d components; "
+                                 f"got {components.shape}; fit it again")
         fitted = copy.copy(self)
-        fitted.table = apply_rows(self.table, FittedRows(np.asarray(token_ids, dtype=np.int64), rows))
+        fitted.table = apply_rows(self.table, FittedRows(np.asarray(token_ids, dtype=np.int64), rows, components))
         fitted.fitted_rows = len(token_ids)
         return fitted
 
@@ -207,7 +215,9 @@ class StaticEmbedder:
 
     def fit_rows(self, texts: Sequence[str], targets: np.ndarray, ridge: float | None = None):
         """The table rows fitted toward `targets` (the full model's unit vectors of `texts`, in the full
-        model's space): compute/static_fit.py. Needs a folder built here (with the PCA basis)."""
+        model's space) and the sample's common component: compute/static_fit.py (`FittedRows`; put them
+        in with `with_fitted_rows(fitted.token_ids, fitted.rows, fitted.components)`). Needs a folder
+        built here (with the PCA basis)."""
         from atlas_assets.compute.static_fit import (
             DEFAULT_RIDGE,
             fit_token_rows,

@@ -3,8 +3,10 @@
 When an index embeds text with a static model (runtime "static", e.g. all-MiniLM-L6-v2-static), the
 pipeline fits the token table toward the default model on a sample of the dataset
 (compute/static_fit.py) and keeps the changed rows as the index output `static_table`
-(`<index folder>/static_table.parquet`: `token_id`, `row`; side data: model, sample size, ridge,
-fingerprint), written atomically through IndexOutputs. `index_text_embedder` gives the embedder every
+(`<index folder>/static_table.parquet`: `token_id`, `row`; side data: model, sample size, seed,
+fingerprint and `common_components`, the k x dim unit vectors removed from every row after the rows
+are put in, absent from tables fitted before the removal existed, which load as they were), written
+atomically through IndexOutputs. `index_text_embedder` gives the embedder every
 batch and every search of that index must use: the static model with those rows put in, or the plain
 model for every other index (and for a static index whose table was never fitted).
 """
@@ -36,18 +38,29 @@ def is_static(model_name: str | None) -> bool:
     return resolve_model(model_name, kind="text").runtime == "static"
 
 
-def fingerprint(token_ids: np.ndarray, rows: np.ndarray) -> str:
-    """A short digest of the fitted rows: stamped on every batch's embeddings made with them."""
+COMPONENTS_KEY = "common_components"  # side data: list of k lists of dim floats (absent: none removed)
+
+
+def fingerprint(token_ids: np.ndarray, rows: np.ndarray, components: np.ndarray | None = None) -> str:
+    """A short digest of the fitted rows (and components): stamped on every batch's embeddings made
+    with them (without components, the digest tables fitted before them were stamped with)."""
     digest = hashlib.sha256(np.ascontiguousarray(token_ids, dtype=np.int64).tobytes())
     digest.update(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
+    if components is not None and len(components):
+        digest.update(np.ascontiguousarray(components, dtype=np.float32).tobytes())
     return digest.hexdigest()[:16]
 
 
-def write_fitted_table(outputs: IndexOutputs, token_ids: np.ndarray, rows: np.ndarray, details: dict) -> str:
-    """Writes the fitted rows (atomically) and returns their fingerprint."""
-    stamp = fingerprint(token_ids, rows)
+def write_fitted_table(
+    outputs: IndexOutputs, token_ids: np.ndarray, rows: np.ndarray, details: dict, components: np.ndarray | None = None
+) -> str:
+    """Writes the fitted rows and components (atomically) and returns their fingerprint."""
+    stamp = fingerprint(token_ids, rows, components)
     table = pa.table({"token_id": pa.array(np.asarray(token_ids, dtype=np.int64)), "row": matrix_to_arrow(rows.astype(np.float32))})
-    outputs.write(STAGE, StageOutput(table, {**details, "fingerprint": stamp}))
+    side = {**details, "fingerprint": stamp}
+    if components is not None and len(components):
+        side[COMPONENTS_KEY] = np.asarray(components, dtype=np.float32).astype(np.float64).tolist()  # exact in JSON
+    outputs.write(STAGE, StageOutput(table, side))
     return stamp
 
 
@@ -57,6 +70,18 @@ def read_fitted_table(outputs: IndexOutputs) -> tuple[np.ndarray, np.ndarray, di
     if output is None:
         return None
     return output.table["token_id"].to_numpy(), arrow_to_matrix(output.table["row"], np.float32), output.side_data
+
+
+def components_of(details: dict) -> np.ndarray | None:
+    """The common components a fitted table's side data names (None for a table fitted before them)."""
+    found = details.get(COMPONENTS_KEY)
+    return None if not found else np.asarray(found, dtype=np.float32)
+
+
+def summary(details: dict) -> dict:
+    """A table's side data for a person (Dagster metadata, logs): the components counted, not listed."""
+    return {**{key: value for key, value in details.items() if key != COMPONENTS_KEY},
+            "common_components_removed": len(details.get(COMPONENTS_KEY) or [])}
 
 
 def index_text_embedder(model_name: str | None, outputs: IndexOutputs | None, base=None):
@@ -84,7 +109,7 @@ def index_text_embedder(model_name: str | None, outputs: IndexOutputs | None, ba
             f"{outputs}: the fitted table was made for {details.get('model')!r}, the index embeds with {base.model_name!r}; "
             "create the index again"
         )
-    fitted = base.with_fitted_rows(token_ids, rows)
+    fitted = base.with_fitted_rows(token_ids, rows, components_of(details))
     fitted.fingerprint = details.get("fingerprint", "")
     with _CACHE_LOCK:
         for old in [old for old in _CACHE if old[0] == key[0]]:

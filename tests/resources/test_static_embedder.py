@@ -9,12 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from atlas_assets.errors import ModelError
 from resources.embedder import load_text_embedder
 from resources.model_registry import STATIC_TEXT_MODEL, resolve_model
 from resources.model_store import install_model, is_installed
 from resources.static_embedder import StaticEmbedder, build_static_model, sif_weights
 
-FITTED_STS_FLOOR = 0.71
+# Measured 0.763 (benchmarks.static_model); 0.742 with one global target scale and no common-component
+# removal, 0.755 without the removal, 0.751 without the per-text scale: each of those fails this floor.
+FITTED_STS_FLOOR = 0.756
 
 
 @pytest.fixture(scope="module")
@@ -81,20 +84,55 @@ def test_fitted_rows_replace_a_copys_table_only(static: StaticEmbedder) -> None:
     targets = load_text_embedder("all-MiniLM-L6-v2").embed_documents(texts)
     before = static.embed_documents(texts)
     fitted_rows = static.fit_rows(texts, targets)
-    fitted = static.with_fitted_rows(fitted_rows.token_ids, fitted_rows.rows)
+    assert fitted_rows.components.shape == (1, 256)
+    fitted = static.with_fitted_rows(fitted_rows.token_ids, fitted_rows.rows, fitted_rows.components)
     assert fitted.fitted_rows == len(fitted_rows.token_ids) > 0 and static.fitted_rows == 0
     np.testing.assert_array_equal(static.embed_documents(texts), before)  # the shared model is unchanged
     assert not np.allclose(fitted.embed_documents(texts), before)
+    # The common component is gone from every text, queries and texts the sample never held included.
+    others = fitted.embed_queries(["rocket launch", "quarterly earnings"])
+    np.testing.assert_allclose(others @ fitted_rows.components.T, 0.0, atol=1e-5)
     counts = static.count_matrix(texts)
     assert counts.shape == (2, 30522) and counts.sum() == static.count_tokens(texts).sum()
+    with pytest.raises(ModelError, match="components"):
+        static.with_fitted_rows(fitted_rows.token_ids, fitted_rows.rows, np.ones((1, 128), dtype=np.float32))
+
+
+def test_an_index_fitted_before_common_components_loads_as_it_was(static: StaticEmbedder, atlas_home: Path) -> None:
+    """A static_table.parquet without `common_components` in its side data (fitted before the removal
+    existed): its rows are put in and nothing is removed, so its batches keep matching its queries."""
+    from resources.index_outputs import IndexOutputs
+    from resources.static_table import (
+        COMPONENTS_KEY,
+        index_text_embedder,
+        read_fitted_table,
+        write_fitted_table,
+    )
+
+    texts = ["my card was declined at the shop", "how do I top up by bank transfer"]
+    fitted_rows = static.fit_rows(texts, load_text_embedder("all-MiniLM-L6-v2").embed_documents(texts))
+    old, new = IndexOutputs("tests", "old-fit", "i-old"), IndexOutputs("tests", "new-fit", "i-new")
+    write_fitted_table(old, fitted_rows.token_ids, fitted_rows.rows, {"model": STATIC_TEXT_MODEL})
+    write_fitted_table(new, fitted_rows.token_ids, fitted_rows.rows, {"model": STATIC_TEXT_MODEL}, fitted_rows.components)
+    assert COMPONENTS_KEY not in read_fitted_table(old)[2]
+    np.testing.assert_array_equal(np.asarray(read_fitted_table(new)[2][COMPONENTS_KEY], dtype=np.float32), fitted_rows.components)
+    as_before = index_text_embedder(STATIC_TEXT_MODEL, old, base=static)
+    expected = static.table.copy()
+    expected[fitted_rows.token_ids] = fitted_rows.rows
+    np.testing.assert_array_equal(as_before.table, expected)
+    now = index_text_embedder(STATIC_TEXT_MODEL, new, base=static)
+    np.testing.assert_allclose(now.table, static.with_fitted_rows(fitted_rows.token_ids, fitted_rows.rows, fitted_rows.components).table)
+    assert not np.allclose(now.table, as_before.table)
+    assert as_before.fingerprint != now.fingerprint
 
 
 @pytest.mark.slow
 def test_quality_floors_with_the_index_time_fit(static: StaticEmbedder, shared_data) -> None:
-    """Measured (benchmarks.static_model): banking77 k-means AMI 0.568 as shipped, about 0.72 fitted on
-    the pipeline's 2,000-row sample (default 0.732); on the 1,080 rows outside the sample 0.47 -> 0.61
-    (default 0.65); STS-B fitted on half its pairs' sentences, scored on the other half: 0.742 (shipped
-    0.690). Floors a little below."""
+    """Measured (benchmarks.static_model): banking77 k-means AMI 0.568 as shipped, 0.737 fitted on the
+    pipeline's 2,000-row sample (default 0.732; 0.713-0.719 before the per-text scale and the
+    common-component removal); on the 1,080 rows outside the sample 0.47 -> 0.634 (default 0.65; 0.610
+    before); STS-B fitted on half its pairs' sentences, scored on the other half: 0.763 (shipped 0.690,
+    0.742 before). Floors a little below, above the figures before: reverting either change fails."""
     from benchmarks.data import banking77, cached_embeddings
     from benchmarks.static_model import fitted_embedder, kmeans_ami, sts_spearman_fitted
 
@@ -102,8 +140,8 @@ def test_quality_floors_with_the_index_time_fit(static: StaticEmbedder, shared_d
     fitted, sample = fitted_embedder(static, labelled.texts, cached_embeddings("banking77", labelled.texts))
     vectors = fitted.embed_documents(labelled.texts)
     held = np.setdiff1d(np.arange(len(labelled.texts)), sample)
-    assert kmeans_ami(vectors, labelled.labels) >= 0.68
-    assert kmeans_ami(vectors[held], labelled.labels[held]) >= 0.56
+    assert kmeans_ami(vectors, labelled.labels) >= 0.72
+    assert kmeans_ami(vectors[held], labelled.labels[held]) >= 0.62
     assert sts_spearman_fitted(static)["two_fold"] >= FITTED_STS_FLOOR
 
 
@@ -126,6 +164,9 @@ def test_create_index_with_the_static_model(atlas_home: Path, shared_data) -> No
     outputs = IndexOutputs(dataset.organisation, dataset.slug, atlas_map.atlas_index_id)
     token_ids, _, details = read_fitted_table(outputs)
     assert details["sample_rows"] == 300 and details["fitted_toward"] == "all-MiniLM-L6-v2" and len(token_ids) > 500
+    components = np.asarray(details["common_components"], dtype=np.float32)
+    assert components.shape == (1, 256)  # removed from every vector of the index
+    np.testing.assert_allclose(atlas_map.embeddings.latent @ components.T, 0.0, atol=1e-5)
     fitted = index_text_embedder(STATIC_TEXT_MODEL, outputs)
     assert fitted.fitted_rows == len(token_ids)
     np.testing.assert_allclose(atlas_map.embeddings.latent, fitted.embed_documents(first["text"].tolist()), atol=1e-5)

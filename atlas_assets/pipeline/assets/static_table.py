@@ -35,6 +35,7 @@ from resources.static_table import (
     fit_lock,
     index_text_embedder,
     read_fitted_table,
+    summary,
     write_fitted_table,
 )
 
@@ -79,12 +80,12 @@ def index_embedder(spec: IndexSpec, embedder: EmbedderResource):
 
 def ensure_static_table(store: DatasetStore, embedder: EmbedderResource, spec: IndexSpec) -> dict:
     """Fits and writes the index's table unless it exists (under a lock: concurrent batch runs fit it
-    once); returns its side data (`kept`: it already existed)."""
+    once); returns its side data, components counted (`kept`: it already existed)."""
     outputs = spec.outputs
     with fit_lock(outputs):
         found = read_fitted_table(outputs)
         if found is not None:
-            return {**found[2], "kept": True}
+            return {**summary(found[2]), "kept": True}
         timer = Timer()
         model = spec.index.embedding_model
         base_name = resolve_model(model, kind="text").source.base  # type: ignore[union-attr]
@@ -102,7 +103,8 @@ def ensure_static_table(store: DatasetStore, embedder: EmbedderResource, spec: I
             "seconds_embedding_sample": embedded, "seconds": 0.0,
         }
         details["seconds"] = timer.seconds
-        details["fingerprint"] = write_fitted_table(outputs, fitted.token_ids, fitted.rows, details)
+        details["fingerprint"] = write_fitted_table(outputs, fitted.token_ids, fitted.rows, details, fitted.components)
+        details["common_components_removed"] = 0 if fitted.components is None else len(fitted.components)
         log.info(f"{spec.organisation}/{spec.slug} {spec.index.name}: fitted {details['rows_changed']} token rows on "
                  f"{len(texts)} sampled rows in {details['seconds']} s")
         return {**details, "kept": False}
