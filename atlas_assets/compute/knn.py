@@ -32,6 +32,10 @@ pynndescent is several times faster: 40k x 384 exact ~13 s vs ~2 s)."""
 NNDESCENT_EXTRA_NEIGHBOURS = 5
 """pynndescent searches k + this many neighbours and keeps k: recall 0.94 -> 0.99 on a hard 384-d
 mixture for ~20% more time."""
+NNDESCENT_MAX_CANDIDATES = 60
+"""pynndescent's candidates per row and iteration (see docs/layout.md for the recall it buys)."""
+NNDESCENT_THREADS: int | None = None
+"""pynndescent's threads (None: numba's default, every core)."""
 INCREMENTAL_MAX_CHANGE = 0.2
 """extend_graph updates in place when (new + deleted rows) <= this share of the current rows."""
 CHUNK_BYTES = 32 * 1024 * 1024
@@ -54,7 +58,7 @@ def _check_vectors(vectors: np.ndarray, what: str = "vectors") -> np.ndarray:
     if not np.issubdtype(array.dtype, np.number):
         raise InvalidEmbeddingsError(f"{what} must be numeric, got dtype {array.dtype}")
     array = np.ascontiguousarray(array, dtype=np.float32)
-    if not np.isfinite(array).all():
+    if not all(np.isfinite(array[start : start + 65_536]).all() for start in range(0, len(array), 65_536)):
         raise InvalidEmbeddingsError(f"{what} contain NaN or infinite values; drop or fix those rows")
     return array
 
@@ -65,9 +69,20 @@ def _check_k(k: int) -> None:
 
 
 def _normalised(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    # norms by einsum: np.linalg.norm squares a full copy of the rows first
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))[:, None]
     norms[norms == 0] = 1.0  # a zero vector stays zero: cosine distance 1 to everything
     return vectors / norms
+
+
+def _unit_rows(vectors: np.ndarray, tolerance: float = 1e-4) -> np.ndarray:
+    """The rows scaled to unit length: `vectors` itself when they already are (text embeddings
+    are), else a normalised copy; zero rows stay zero."""
+    for start in range(0, len(vectors), 65_536):  # no n x d temporary
+        block = vectors[start : start + 65_536]
+        if np.abs(np.einsum("ij,ij->i", block, block) - 1.0).max(initial=0.0) > tolerance:
+            return _normalised(vectors).astype(np.float32)
+    return vectors
 
 
 def exact_neighbours(
@@ -103,8 +118,8 @@ def exact_neighbours(
     distances = np.full((n_query, k), np.inf, dtype=np.float32)
     if n_base == 0 or n_query == 0:
         return indices, distances
-    if metric == "cosine":
-        base, query = _normalised(base), _normalised(query)
+    if metric == "cosine":  # unit rows as they are (text embeddings): no normalised copy of the base
+        base, query = _unit_rows(base), _unit_rows(query)
     else:
         base_sq = np.einsum("ij,ij->i", base, base)
     keep = min(k, n_base)
@@ -175,12 +190,17 @@ def _nndescent(
 ) -> tuple[np.ndarray, np.ndarray]:
     from pynndescent import NNDescent
 
+    if metric == "cosine":
+        # pynndescent's dense cosine normalises a copy of the rows (one more n x d float32 matrix:
+        # 1 GB at 1M x 256); on unit rows euclidean orders neighbours the same and needs no copy
+        vectors = _unit_rows(vectors)
     index = NNDescent(
         vectors,
-        metric=metric,
+        metric="euclidean",
         n_neighbors=init_graph.shape[1] if init_graph is not None else k + NNDESCENT_EXTRA_NEIGHBOURS,
         random_state=seed,
-        max_candidates=60,
+        max_candidates=NNDESCENT_MAX_CANDIDATES,
+        n_jobs=NNDESCENT_THREADS,
         delta=delta,
         low_memory=True,
         compressed=True,
@@ -188,6 +208,9 @@ def _nndescent(
         verbose=progress,
     )
     indices, distances = index.neighbor_graph
+    del index  # its heaps and buffers, before the copies below
+    if metric == "cosine":  # |a - b|^2 = 2 - 2 cos(a, b) between unit rows
+        distances = np.clip(np.square(distances, dtype=np.float32) / 2, 0.0, 2.0)
     return _drop_self(indices.astype(np.int64), distances, k)
 
 
