@@ -41,3 +41,11 @@ def test_no_rows_at_all_says_to_add_data() -> None:
     empty = StageOutput(pa.table({ROW_ID: pa.array([], pa.int64()), "embedding": matrix_to_arrow(np.zeros((0, 2), np.float32))}))
     with pytest.raises(InvalidDataError, match="add_data"):
         live_vectors({"b1": empty}, np.array([], dtype=np.int64))
+
+
+def test_consuming_takes_each_batch_out_and_gathers_the_same_rows() -> None:
+    embeddings = {"b2": _batch([7, 5, 9], chunks=2), "b1": _batch([3, 1, 2], chunks=3)}
+    expected = live_vectors(dict(embeddings), np.array([1, 2, 5, 7, 9]))
+    consumed = live_vectors(embeddings, np.array([1, 2, 5, 7, 9]), consume=True)
+    assert embeddings == {}
+    assert consumed.tolist() == expected.tolist()

@@ -5,7 +5,7 @@ Updated in place when the previous graph has the same k and metric (`knn.extend_
 between an update and a rebuild by how much changed), built afresh otherwise.
 """
 
-from collections.abc import Mapping
+from collections.abc import MutableMapping
 
 import dagster as dg
 import numpy as np
@@ -63,12 +63,13 @@ def graph_k(spec: IndexSpec, n_rows: int) -> int:
 def build_neighbour_graph(
     store: DatasetStore,
     spec: IndexSpec,
-    embeddings: Mapping[str, StageOutput],
+    embeddings: MutableMapping[str, StageOutput],
     previous: StageOutput | None,
 ) -> tuple[StageOutput, dict]:
+    """The graph (`embeddings` is emptied as the vectors are gathered: see live_vectors)."""
     timer = Timer()
     row_ids = rows_embedded_so_far(embeddings, live_row_ids(store, spec))
-    vectors = live_vectors(embeddings, row_ids)
+    vectors = live_vectors(embeddings, row_ids, consume=True)  # the search holds the matrix alone
     k = min(graph_k(spec, len(row_ids)), max(len(row_ids) - 1, 1))
     return graph_output(vectors, row_ids, k, previous, timer)
 

@@ -10,7 +10,7 @@ on the first build and when a rebuild is asked for (run config `rebuild: true`, 
 Check `every_row_has_a_topic_at_each_depth` (blocking).
 """
 
-from collections.abc import Mapping
+from collections.abc import MutableMapping
 from dataclasses import asdict
 
 import dagster as dg
@@ -101,18 +101,19 @@ def build_topics(
     spec: IndexSpec,
     graph_output: StageOutput,
     projection_output: StageOutput,
-    embeddings: Mapping[str, StageOutput],
+    embeddings: MutableMapping[str, StageOutput],
     previous: StageOutput | None,
     rebuild: bool,
     embed_phrases: PhraseEmbedder | None = None,
 ) -> tuple[StageOutput, dict]:
+    """The topics (`embeddings` is emptied as the vectors are gathered: see live_vectors)."""
     timer = Timer()
     row_ids, graph = graph_from_output(graph_output)
     xy = xy_from_output(projection_output, row_ids)
     texts = label_texts(store, spec, row_ids)
     # The vectors make each topic's representative document the member nearest its mean direction
     # in embedding space, not the one nearest its centre on the map.
-    vectors = live_vectors(embeddings, row_ids)
+    vectors = live_vectors(embeddings, row_ids, consume=True)  # the tables are freed as they are copied
     if previous is not None and not rebuild:
         previous_ids, previous_model = topic_model_from_output(previous)
         mapping = positions_of(previous_ids, row_ids)
