@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from atlas_assets.compute import layout_kernels
 from atlas_assets.compute.graph import NeighbourGraph
-from atlas_assets.compute.layout_init import initial_positions
+from atlas_assets.compute.layout_init import initial_positions, vector_start
 from atlas_assets.compute.layout_params import (
     V2_FROM_ROWS,
     LayoutOptions,
@@ -47,6 +47,7 @@ __all__ = [
     "fuzzy_graph",
     "resolve_layout_params",
     "update_layout",
+    "vector_start",
     "with_epochs",
 ]
 
@@ -166,11 +167,14 @@ def compute_layout(
     seed: int = 0,
     progress: bool = False,
     vectors: np.ndarray | None = None,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """(n, 2) float32 map coordinates of the graph's rows; the same for the same graph and seed.
 
     vectors (optional, the rows the graph was built from) only place disconnected parts of the
     graph relative to each other (by their centroids); without them such parts are set side by side.
+    start (optional): the starting map `vector_start` made from the vectors, given instead of them
+    so the caller need not hold the vectors through the SGD (the same map as passing the vectors).
     """
     params = _check_graph(graph, params)
     n = graph.n_rows
@@ -178,8 +182,13 @@ def compute_layout(
         return np.zeros((0, 2), dtype=np.float32)
     if n == 1:
         return np.zeros((1, 2), dtype=np.float32)
+    if start is not None and np.shape(start) != (n, 2):
+        raise InvalidOptionError(f"start must be ({n}, 2) to match the graph's rows, got {np.shape(start)}")
     weights = fuzzy_graph(graph, params)
-    xy = initial_positions(weights, params, seed, vectors, graph.metric == "cosine")
+    if start is not None:
+        xy = np.array(start, dtype=np.float32)
+    else:
+        xy = initial_positions(weights, params, seed, vectors, graph.metric == "cosine")
     if weights.nnz == 0:
         return xy
     return _optimise(xy, weights, params, params.n_epochs, seed, np.zeros(0, dtype=np.bool_), progress)

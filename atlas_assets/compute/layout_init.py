@@ -169,11 +169,22 @@ def initial_positions(
     triplet accuracy on digits is 0.69 instead of 0.615 from the spectral start (umap-learn's default,
     0.62), and trustworthiness on 20newsgroups 0.931 instead of 0.929 (docs/layout.md).
     Without them, or with init "spectral" / "diffusion": _graph_positions."""
-    if params.init in ("auto", "pca") and vectors is not None and len(vectors) == weights.shape[0]:
+    if vectors is not None and len(vectors) == weights.shape[0]:
+        start = vector_start(vectors, params, seed, cosine)
+        if start is not None:
+            return start
+    return _graph_positions(weights, params, seed, vectors, cosine)
+
+
+def vector_start(vectors: np.ndarray, params: LayoutParams, seed: int, cosine: bool = True) -> np.ndarray | None:
+    """The starting map from the vectors alone (init "auto" or "pca": their first two principal
+    axes), scaled as `initial_positions` scales it; None when the start comes from the graph.
+    Lets a caller drop the vectors before the layout's SGD (compute_layout's `start`)."""
+    if params.init in ("auto", "pca"):
         coords = pca_init(vectors, cosine, seed)
         if coords is not None:
             return _scaled(coords, seed)
-    return _graph_positions(weights, params, seed, vectors, cosine)
+    return None
 
 
 def _graph_positions(

@@ -14,6 +14,7 @@ from atlas_assets.compute.layout import (
     compute_layout,
     resolve_layout_params,
     update_layout,
+    vector_start,
 )
 from atlas_assets.compute.quality import (
     map_neighbour_overlap,
@@ -75,6 +76,18 @@ def test_the_same_seed_gives_the_same_map_and_another_seed_another(
     params = resolve_layout_params(None, digits_graph.n_rows)
     assert np.array_equal(compute_layout(digits_graph, params, seed=0, vectors=digits), digits_map)
     assert not np.array_equal(compute_layout(digits_graph, params, seed=1, vectors=digits), digits_map)
+
+
+def test_a_start_made_from_the_vectors_gives_the_map_of_the_vectors(
+    digits: np.ndarray, digits_graph: NeighbourGraph, digits_map: np.ndarray
+) -> None:
+    """The pipeline gives the start and drops the vectors before the SGD: the same map."""
+    params = resolve_layout_params(None, digits_graph.n_rows)
+    start = vector_start(digits, params, 0, cosine=digits_graph.metric == "cosine")
+    assert start is not None
+    assert np.array_equal(compute_layout(digits_graph, params, seed=0, start=start), digits_map)
+    with pytest.raises(InvalidOptionError, match="start must be"):
+        compute_layout(digits_graph, params, seed=0, start=start[:-1])
 
 
 def test_the_map_does_not_depend_on_how_many_threads_ran_it(

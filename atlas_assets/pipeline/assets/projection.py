@@ -8,7 +8,7 @@ asked for (run config `rebuild: true`, see RebuildConfig). The UI gets a thumbna
 Check `every_live_row_placed` (blocking): every live row has a finite position.
 """
 
-from collections.abc import Mapping
+from collections.abc import MutableMapping
 from dataclasses import asdict
 
 import dagster as dg
@@ -98,10 +98,11 @@ def projection_asset(spec: IndexSpec) -> dg.AssetsDefinition:
 def build_projection(
     spec: IndexSpec,
     graph_output: StageOutput,
-    embeddings: Mapping[str, StageOutput],
+    embeddings: MutableMapping[str, StageOutput],
     previous: StageOutput | None,
     rebuild: bool,
 ) -> tuple[StageOutput, dict]:
+    """The map (`embeddings` is emptied as the vectors are gathered: see live_vectors)."""
     timer = Timer()
     enable_layout_kernel_cache()  # the layout's kernels only: pynndescent is the graph stage's
     row_ids, graph = graph_from_output(graph_output)
@@ -121,10 +122,16 @@ def build_projection(
             extent = float(np.ptp(initial[kept], axis=0).max()) or 1.0
             moved = float(np.linalg.norm(xy[kept] - initial[kept], axis=1).mean()) / extent
     if mode == "full":
-        # The vectors let separate pieces of the graph be placed by their centroids.
-        vectors = live_vectors(embeddings, row_ids)
+        # The vectors set the starting map (their principal axes), or, when the start comes from the
+        # graph, place its separate pieces by their centroids. The embedding tables are taken out of
+        # the input as they are copied, and the matrix is dropped once it has given the start: the
+        # SGD, most of the stage's time, holds neither (2 GB at 1M x 256).
+        vectors = live_vectors(embeddings, row_ids, consume=True)
         with _blas_single_threaded():
-            xy = layout.compute_layout(graph, params, progress=True, vectors=vectors)
+            start = layout.vector_start(vectors, params, 0, graph.metric == "cosine")
+            if start is not None:
+                vectors = None
+            xy = layout.compute_layout(graph, params, progress=True, vectors=vectors, start=start)
     table = pa.table(
         {ROW_ID: pa.array(row_ids, pa.int64()), "x": pa.array(xy[:, 0], pa.float32()), "y": pa.array(xy[:, 1], pa.float32())}
     )
