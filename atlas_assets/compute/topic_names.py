@@ -68,7 +68,13 @@ def _same_words(first: str, second: str) -> bool:
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    """Every row scaled to length 1: `vectors` itself when they already are (text embeddings are),
+    else one scaled copy (norms by einsum: np.linalg.norm would square a full copy first)."""
+    vectors = np.asarray(vectors)
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+    if len(norms) and np.abs(norms - 1.0).max() <= 1e-4:
+        return vectors
+    return vectors / np.maximum(norms, 1e-12)[:, None]
 
 
 def central_member(members: np.ndarray, xy: np.ndarray, unit_vectors: np.ndarray | None) -> int:
