@@ -71,7 +71,7 @@ def read_rows_in_another_process(organisation: str, slug: str) -> list[str]:
 
 @pytest.mark.slow
 def test_a_dataset_on_s3_is_built_updated_deleted_from_and_served_with_only_locks_on_local_disk(
-    s3_store: ObjectStore, atlas_home: Path, shared_data: Path, tmp_path: Path
+    s3_store: ObjectStore, atlas_home: Path, shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dataset = AtlasDataset("s3/news", unique_id_field="id")
     dataset.add_data(news_frame(shared_data, rows=FIRST_ROWS))
@@ -118,7 +118,9 @@ def test_a_dataset_on_s3_is_built_updated_deleted_from_and_served_with_only_lock
     # `atlas status` (the CLI, in-process) lists it from the bucket
     from atlas_assets.cli import main
 
+    capsys.readouterr()
     assert main(["status", "--json"]) == 0
+    assert "s3/news" in capsys.readouterr().out
 
     dataset.delete()
     assert dataset_objects(s3_store, "s3", "news") == {}
