@@ -69,10 +69,16 @@ def _check_k(k: int) -> None:
 
 
 def _normalised(vectors: np.ndarray) -> np.ndarray:
-    # norms by einsum: np.linalg.norm squares a full copy of the rows first
-    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))[:, None]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0  # a zero vector stays zero: cosine distance 1 to everything
     return vectors / norms
+
+
+def _inverse_norms(vectors: np.ndarray) -> np.ndarray:
+    """1 / the length of each row (1 for a zero row), by einsum: no n x d temporary."""
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+    norms[norms == 0] = 1.0
+    return (1.0 / norms).astype(np.float32)
 
 
 def _unit_rows(vectors: np.ndarray, tolerance: float = 1e-4) -> np.ndarray:
@@ -81,7 +87,7 @@ def _unit_rows(vectors: np.ndarray, tolerance: float = 1e-4) -> np.ndarray:
     for start in range(0, len(vectors), 65_536):  # no n x d temporary
         block = vectors[start : start + 65_536]
         if np.abs(np.einsum("ij,ij->i", block, block) - 1.0).max(initial=0.0) > tolerance:
-            return _normalised(vectors).astype(np.float32)
+            return (vectors * _inverse_norms(vectors)[:, None]).astype(np.float32, copy=False)
     return vectors
 
 
@@ -118,8 +124,13 @@ def exact_neighbours(
     distances = np.full((n_query, k), np.inf, dtype=np.float32)
     if n_base == 0 or n_query == 0:
         return indices, distances
-    if metric == "cosine":  # unit rows as they are (text embeddings): no normalised copy of the base
-        base, query = _unit_rows(base), _unit_rows(query)
+    base_scale = None
+    if metric == "cosine":
+        query = _normalised(query)
+        if n_base <= EXACT_MAX_ROWS:
+            base = _normalised(base)
+        else:  # a large base (the recall sample of a 1M graph) is not copied: its scores are scaled
+            base_scale = _inverse_norms(base)
     else:
         base_sq = np.einsum("ij,ij->i", base, base)
     keep = min(k, n_base)
@@ -135,6 +146,8 @@ def exact_neighbours(
         # score: larger is nearer (cosine similarity, or -squared distance up to a per-query constant)
         if metric == "cosine":
             score = block @ base.T
+            if base_scale is not None:
+                score *= base_scale[None, :]
         else:
             score = block @ base.T
             score *= 2.0
