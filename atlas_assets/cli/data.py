@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from atlas_assets.errors import AtlasError, DatasetNotFoundError, InvalidDataError, InvalidOptionError
+from atlas_assets.errors import (
+    AtlasError,
+    DatasetNotFoundError,
+    InvalidDataError,
+    InvalidOptionError,
+)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 MAX_ID_CHARS = 36  # the Atlas limit on string ids

@@ -21,8 +21,8 @@ from atlas_assets.compute.tables import BLOB, ROW_ID
 from atlas_assets.errors import IndexNotReadyError
 from atlas_assets.maps.model import DUPLICATE_CLASSES, NO_TOPIC, MapModel, Topic
 from resources.index_outputs import IndexOutputs, StageOutput
-from resources.storage.records import DatasetRecord, IndexRecord
 from resources.storage import DatasetStore
+from resources.storage.records import DatasetRecord, IndexRecord
 
 # Models kept at once (one per map; a big map's arrays and vectors can be large).
 MAX_CACHED_MAPS = 4

@@ -14,8 +14,8 @@ from atlas_assets.maps.loader import load_map, map_key, map_version
 from atlas_assets.maps.queries import query_vectors
 from atlas_assets.web.auth import dataset_token, decoy_token
 from atlas_assets.web.source import MapSource, ModelMapSource
-from resources.storage.records import DatasetRecord, IndexRecord
 from resources.storage import DatasetStore
+from resources.storage.records import DatasetRecord, IndexRecord
 from resources.tags import TagStore
 
 
