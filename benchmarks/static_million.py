@@ -120,6 +120,12 @@ def _child(rows: int) -> dict:
     event = instance.get_latest_materialization_event(names.stage(dataset.indices[0].asset_name, "static_table"))
     if event is not None and event.asset_materialization is not None:
         result["static_table"] = {key: value.value for key, value in event.asset_materialization.metadata.items()}
+    quality = {}  # the stages' own quality figures (their Dagster metadata)
+    for stage, key in (("neighbour_graph", "recall_at_15_sample"), ("projection", "np_at_15_sample")):
+        event = instance.get_latest_materialization_event(names.stage(dataset.indices[0].asset_name, stage))
+        if event is not None and event.asset_materialization is not None and key in event.asset_materialization.metadata:
+            quality[f"{stage}.{key}"] = event.asset_materialization.metadata[key].value
+    result["quality"] = quality
     result["map_rows"] = len(atlas_map.embeddings.projected)
     result["topics_depth_1"] = int(atlas_map.topics.metadata.query("depth == 1").shape[0])
     result["total_s"] = round(time.perf_counter() - started, 1)
