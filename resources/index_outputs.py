@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from atlas_assets.config import outputs_uri
-from atlas_assets.errors import StoreWriteError
 from resources.atomic import atomic_writer
+from resources.write_errors import object_write_error
 
 OUTPUTS_URI_ENV = "ATLAS_OUTPUTS_URI"
 SIDE_DATA_KEY = b"atlas.side_data"
@@ -78,24 +78,10 @@ def write_output(path: UPath, output: StageOutput) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)  # a no-op on object stores; real folders elsewhere
         path.fs.pipe_file(path.path, data.to_pybytes())
     except Exception as error:  # noqa: BLE001 - each fsspec backend raises its own kinds (OSError, botocore, aiohttp)
-        # `from None`: a failed step is reported by its root cause, and this is the error that names
-        # the URI and the fix; the store's own words (every error in the chain) are in the message.
-        raise StoreWriteError(
-            f"writing {path} ({data.size:,} bytes) to the object store failed ({error_chain(error)}); "
-            "the previous output there, if any, is unchanged. Check that the store is reachable from "
-            "this process, that its credentials may write to that bucket, and the store's health "
-            "(throttling: SlowDown/503), then retry (dataset.update_indices() or re-execute the run)."
+        raise object_write_error(
+            str(path), data.size, error, "the previous output there, if any, is unchanged",
+            "retry (dataset.update_indices() or re-execute the run)",
         ) from None
-
-
-def error_chain(error: BaseException, most: int = 4) -> str:
-    """'OSError: ...; caused by ClientError: ...': an error and those under it, outermost first."""
-    parts: list[str] = []
-    current: BaseException | None = error
-    while current is not None and len(parts) < most:
-        parts.append(f"{type(current).__name__}: {current}")
-        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-    return "; caused by ".join(parts)
 
 
 def read_output(path: UPath, columns: list[str] | None = None) -> StageOutput:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from atlas_assets.errors import ConfigurationError, StoreWriteError
+from atlas_assets.errors import ConfigurationError
 from resources.atomic import (
     TEMP_PREFIX,
     fsync_dir,
@@ -35,6 +35,7 @@ from resources.atomic import (
     temp_path_for,
     write_bytes_atomic,
 )
+from resources.write_errors import object_write_error
 
 LOCAL_PROTOCOLS = ("", "file", "local")
 
@@ -211,16 +212,11 @@ class ObjectFiles(StoreFiles):
             temp.unlink(missing_ok=True)
 
     def _write(self, key: str, size: int, upload) -> None:
-        from resources.index_outputs import error_chain
-
         try:
             upload(self.path(key))
         except Exception as error:  # noqa: BLE001 - each fsspec backend raises its own kinds (OSError, botocore, aiohttp)
-            raise StoreWriteError(
-                f"writing {self.location(key)} ({size:,} bytes) to the object store failed ({error_chain(error)}); "
-                "nothing was committed, the dataset is as before. Check that the store is reachable from "
-                "this process, that its credentials may write to that bucket, and the store's health "
-                "(throttling: SlowDown/503), then retry."
+            raise object_write_error(
+                self.location(key), size, error, "nothing was committed, the dataset is as before", "retry"
             ) from None
         finally:
             self.fs.invalidate_cache(self.path(key).rsplit("/", 1)[0])
