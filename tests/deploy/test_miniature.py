@@ -17,21 +17,16 @@ import pytest
 
 from atlas_assets.pipeline.factory import TRIGGER_TAG
 from atlas_assets.pipeline.naming import DatasetNames
-from tests.conftest import news_frame
-from tests.deploy.miniature import Daemon, wait_for
 from tests.deploy.test_daemon_runs import (
     FIRST_ROWS,
-    drop_files,
-    finished,
     first_map,
     projected_ids,
 )
 from tests.deploy.test_workers import (
     BATCH_ROWS,
     BATCHES,
-    DEADLINE_SECONDS,
+    batches_through_the_daemon_on_two_workers,
     deploy,
-    scheduler_tasks,
 )
 from tests.deploy.workers import DaskCluster, dask_cluster, step_workers
 
@@ -49,21 +44,11 @@ def test_the_miniature_cluster_builds_and_updates_a_map_held_in_the_bucket(
     monkeypatch.setenv("ATLAS_STORE_URI", object_store.uri)
     monkeypatch.delenv("ATLAS_OUTPUTS_URI")  # outputs follow the store, under <uri>/datasets/.../indices/
     atlas_map = first_map(shared_data)
-    instance = get_instance()
     names = DatasetNames("mini", "news")
-    daemon = Daemon(deployment, tmp_path / "daemon.log").start()
-    logs = lambda: daemon.log_tail() + dask_cluster.logs()
-    try:
-        dropped = drop_files(shared_data, "mini", "news", FIRST_ROWS, BATCHES, BATCH_ROWS)
-        wait_for(lambda: scheduler_tasks(dask_cluster) >= 2 * BATCHES, "every run's steps on the scheduler",
-                 DEADLINE_SECONDS, logs)
-        dask_cluster.add_workers("worker-a", "worker-b")
-        workers = dask_cluster.workers()
-        expected = sorted(news_frame(shared_data, rows=FIRST_ROWS)["id"].tolist() + dropped)
-        wait_for(lambda: sorted(projected_ids(atlas_map)) == expected and finished(instance),
-                 "every dropped row reaching the map", DEADLINE_SECONDS, logs)
-    finally:
-        daemon.stop()
+    workers, _ = batches_through_the_daemon_on_two_workers(
+        deployment, dask_cluster, shared_data, atlas_map, tmp_path / "daemon.log"
+    )
+    instance = get_instance()
 
     # the batches' embedding steps ran on the workers, both of them
     runs = instance.get_run_records(filters=dg.RunsFilter(job_name=names.embed_job, tags={TRIGGER_TAG: "inbox"}))

@@ -77,6 +77,32 @@ def scheduler_tasks(cluster: DaskCluster) -> int:
         return int(client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)))
 
 
+def batches_through_the_daemon_on_two_workers(
+    deployment: Path, cluster: DaskCluster, shared_data: Path, atlas_map, daemon_log: Path
+) -> tuple[list[int], int]:
+    """The daemon runs; BATCHES files dropped in mini/news's inbox become runs whose steps wait on the
+    scheduler until two workers join (as a cluster's workers scale up when work arrives); returns
+    once every dropped row is in the map and no run is left, with the workers' pids and the daemon's."""
+    from resources.instance import get_instance
+
+    instance = get_instance()
+    daemon = Daemon(deployment, daemon_log).start()
+    logs = lambda: daemon.log_tail() + cluster.logs()
+    try:
+        dropped = drop_files(shared_data, "mini", "news", FIRST_ROWS, BATCHES, BATCH_ROWS)
+        # every run submitted its two steps (raw_data, embeddings) before any worker exists
+        wait_for(lambda: scheduler_tasks(cluster) >= 2 * BATCHES, "every run's steps on the scheduler",
+                 DEADLINE_SECONDS, logs)
+        cluster.add_workers("worker-a", "worker-b")
+        workers = cluster.workers()
+        expected = sorted(news_frame(shared_data, rows=FIRST_ROWS)["id"].tolist() + dropped)
+        wait_for(lambda: sorted(projected_ids(atlas_map)) == expected and finished(instance),
+                 "every dropped row reaching the map", DEADLINE_SECONDS, logs)
+    finally:
+        daemon.stop()
+    return workers, daemon.pid
+
+
 def test_the_dask_code_location_runs_every_dataset_with_the_dask_executor(atlas_home, shared_data, monkeypatch):
     from atlas_assets import AtlasDataset
 
@@ -104,20 +130,9 @@ def test_upload_batches_embed_on_different_workers_at_the_same_time(deploy, dask
     atlas_map = first_map(shared_data)
     names = DatasetNames("mini", "news")
     instance = get_instance()
-    daemon = Daemon(deployment, tmp_path / "daemon.log").start()
-    logs = lambda: daemon.log_tail() + dask_cluster.logs()
-    try:
-        dropped = drop_files(shared_data, "mini", "news", FIRST_ROWS, BATCHES, BATCH_ROWS)
-        # every run submitted its two steps (raw_data, embeddings) before any worker exists
-        wait_for(lambda: scheduler_tasks(dask_cluster) >= 2 * BATCHES, "every run's steps on the scheduler",
-                 DEADLINE_SECONDS, logs)
-        dask_cluster.add_workers("worker-a", "worker-b")
-        workers = dask_cluster.workers()
-        expected = sorted(news_frame(shared_data, rows=FIRST_ROWS)["id"].tolist() + dropped)
-        wait_for(lambda: sorted(projected_ids(atlas_map)) == expected and finished(instance),
-                 "every dropped row reaching the map", DEADLINE_SECONDS, logs)
-    finally:
-        daemon.stop()
+    workers, daemon_pid = batches_through_the_daemon_on_two_workers(
+        deployment, dask_cluster, shared_data, atlas_map, tmp_path / "daemon.log"
+    )
 
     records = instance.get_run_records(filters=dg.RunsFilter(job_name=names.embed_job, tags={TRIGGER_TAG: "inbox"}))
     assert len(records) == BATCHES and all(record.dagster_run.is_success for record in records)
@@ -128,7 +143,7 @@ def test_upload_batches_embed_on_different_workers_at_the_same_time(deploy, dask
     embedding_pids = [pids[0] for pids in by_run.values()]
     assert set(embedding_pids) <= set(workers), (embedding_pids, workers)
     assert all(run_pid(instance, run_id) not in workers for run_id in run_ids)
-    assert not set(embedding_pids) & {daemon.pid, os.getpid()}
+    assert not set(embedding_pids) & {daemon_pid, os.getpid()}
     assert all(set(step_workers(instance, run_id, "raw_data")) <= set(workers) for run_id in run_ids)
     # both workers embedded, and two embedding steps ran at the same time, on different workers
     assert len(set(embedding_pids)) == 2
