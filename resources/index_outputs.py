@@ -29,7 +29,6 @@ from atlas_assets.config import outputs_uri
 from resources.atomic import atomic_writer
 from resources.write_errors import object_write_error
 
-OUTPUTS_URI_ENV = "ATLAS_OUTPUTS_URI"
 SIDE_DATA_KEY = b"atlas.side_data"
 EMBEDDINGS = "embeddings"
 # The stages a map is drawn from; their files' stamps make the map's version.

@@ -35,6 +35,17 @@ def positions_of(stored_ids: np.ndarray, wanted_ids: np.ndarray) -> np.ndarray:
     return np.where(found, order[positions], -1).astype(np.int64)
 
 
+def unit_rows(vectors: np.ndarray, tolerance: float = 1e-4) -> np.ndarray:
+    """Every row scaled to length 1: `vectors` itself when they already are (text embeddings are),
+    else one scaled copy; zero rows stay zero. Norms by einsum: np.linalg.norm would square a full
+    n x d copy first."""
+    vectors = np.asarray(vectors)
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+    if len(norms) and np.abs(norms - 1.0).max() <= tolerance:
+        return vectors
+    return vectors / np.maximum(norms, 1e-12)[:, None]
+
+
 def rows_by_label(labels: np.ndarray) -> dict[int, np.ndarray]:
     """The rows holding each label, in one sort (not one full scan per label: 1,000 topics x 1M rows)."""
     if len(labels) == 0:

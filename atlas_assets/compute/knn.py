@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 
+from atlas_assets.compute.arrays import unit_rows
 from atlas_assets.compute.graph import Metric, NeighbourGraph
 from atlas_assets.errors import InvalidEmbeddingsError, InvalidOptionError
 
@@ -79,16 +80,6 @@ def _inverse_norms(vectors: np.ndarray) -> np.ndarray:
     norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
     norms[norms == 0] = 1.0
     return (1.0 / norms).astype(np.float32)
-
-
-def _unit_rows(vectors: np.ndarray, tolerance: float = 1e-4) -> np.ndarray:
-    """The rows scaled to unit length: `vectors` itself when they already are (text embeddings
-    are), else a normalised copy; zero rows stay zero."""
-    for start in range(0, len(vectors), 65_536):  # no n x d temporary
-        block = vectors[start : start + 65_536]
-        if np.abs(np.einsum("ij,ij->i", block, block) - 1.0).max(initial=0.0) > tolerance:
-            return (vectors * _inverse_norms(vectors)[:, None]).astype(np.float32, copy=False)
-    return vectors
 
 
 def exact_neighbours(
@@ -206,7 +197,7 @@ def _nndescent(
     if metric == "cosine":
         # pynndescent's dense cosine normalises a copy of the rows (one more n x d float32 matrix:
         # 1 GB at 1M x 256); on unit rows euclidean orders neighbours the same and needs no copy
-        vectors = _unit_rows(vectors)
+        vectors = unit_rows(vectors)
     index = NNDescent(
         vectors,
         metric="euclidean",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from atlas_assets.compute import keywords as kw
-from atlas_assets.compute.arrays import rows_by_label
+from atlas_assets.compute.arrays import rows_by_label, unit_rows
 from atlas_assets.compute.topic_model import Topic
 from atlas_assets.compute.topic_phrases import (
     DepthContext,
@@ -65,16 +65,6 @@ def _same_words(first: str, second: str) -> bool:
         return {kw.singular(word) for word in name.lower().replace(",", " ").split()}
 
     return words(first) == words(second)
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Every row scaled to length 1: `vectors` itself when they already are (text embeddings are),
-    else one scaled copy (norms by einsum: np.linalg.norm would square a full copy first)."""
-    vectors = np.asarray(vectors)
-    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
-    if len(norms) and np.abs(norms - 1.0).max() <= 1e-4:
-        return vectors
-    return vectors / np.maximum(norms, 1e-12)[:, None]
 
 
 def central_member(members: np.ndarray, xy: np.ndarray, unit_vectors: np.ndarray | None) -> int:

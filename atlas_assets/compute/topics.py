@@ -38,6 +38,7 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
+from atlas_assets.compute.arrays import unit_rows
 from atlas_assets.compute.graph import NeighbourGraph
 from atlas_assets.compute.topic_graphs import (
     community_weights,
@@ -55,7 +56,7 @@ from atlas_assets.compute.topic_model import (
     depth_rule,
     topic_counts,
 )
-from atlas_assets.compute.topic_names import central_member, name_topics, unit_rows
+from atlas_assets.compute.topic_names import central_member, name_topics
 from atlas_assets.compute.topic_phrases import PhraseEmbedder
 
 __all__ = [

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from atlas_assets.compute.arrays import arrow_to_matrix, matrix_to_arrow, rows_by_label
+from atlas_assets.compute.arrays import (
+    arrow_to_matrix,
+    matrix_to_arrow,
+    rows_by_label,
+    unit_rows,
+)
 
 
 def test_a_matrix_round_trips_through_arrow():
@@ -34,3 +39,12 @@ def test_rows_by_label_lists_each_labels_rows_in_order() -> None:
     assert sorted(groups) == [0, 1, 3]
     assert [groups[label].tolist() for label in (0, 1, 3)] == [[3], [1, 4], [0, 2, 5]]
     assert rows_by_label(np.array([], dtype=np.int64)) == {}
+
+
+def test_unit_rows_returns_unit_vectors_themselves_and_scales_a_copy_of_others():
+    unit = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
+    assert unit_rows(unit) is unit  # no copy of vectors that are unit already
+    raw = np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32)
+    scaled = unit_rows(raw)
+    np.testing.assert_allclose(scaled, [[0.6, 0.8], [0.0, 0.0]], atol=1e-7)  # a zero row stays zero
+    assert scaled.dtype == np.float32 and raw[0, 0] == 3.0  # the input is untouched
