@@ -21,6 +21,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -136,6 +138,15 @@ class RefusingProxy:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    @contextmanager
+    def refusing_writes(self, only: str | None = None) -> Iterator[None]:
+        """Writes (those whose path contains `only`, when given) are refused inside the block."""
+        self.refuse_only, self.refusing = only, True
+        try:
+            yield
+        finally:
+            self.refusing, self.refuse_only = False, None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self

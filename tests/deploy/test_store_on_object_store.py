@@ -136,12 +136,8 @@ def test_while_the_store_refuses_writes_add_data_fails_cleanly_and_a_retry_adds_
     before = s3_store.objects()
     first_ids = [str(i) for i in range(FIRST_ROWS)]
 
-    s3_store.proxy.refusing = True
-    try:
-        with pytest.raises(StoreWriteError) as refused:
-            dataset.add_data(news_frame(shared_data, start=FIRST_ROWS, rows=MORE_ROWS))
-    finally:
-        s3_store.proxy.refusing = False
+    with s3_store.proxy.refusing_writes(), pytest.raises(StoreWriteError) as refused:
+        dataset.add_data(news_frame(shared_data, start=FIRST_ROWS, rows=MORE_ROWS))
 
     message = str(refused.value)
     assert f"{s3_store.uri}/datasets/s3/refused/batches/" in message
@@ -168,25 +164,16 @@ def test_a_refused_record_put_commits_nothing_and_leaves_no_batch_or_tombstone_b
     dataset.add_data(news_frame(shared_data, rows=FIRST_ROWS))
     before = s3_store.objects()
 
-    s3_store.proxy.refuse_only = "/dataset.json"
-    s3_store.proxy.refusing = True
-    try:
-        with pytest.raises(StoreWriteError) as refused:
-            dataset.add_data(news_frame(shared_data, start=FIRST_ROWS, rows=MORE_ROWS))
-    finally:
-        s3_store.proxy.refusing = False
+    with s3_store.proxy.refusing_writes(only="/dataset.json"), pytest.raises(StoreWriteError) as refused:
+        dataset.add_data(news_frame(shared_data, start=FIRST_ROWS, rows=MORE_ROWS))
     assert "dataset.json" in str(refused.value)
     assert any("/batches/" in request for request in s3_store.proxy.forwarded_writes)  # the batch went up ...
     assert s3_store.objects() == before  # ... and is gone again; the record is unchanged
     assert len(DatasetStore().read_rows("s3", "commit", columns=["id"])) == FIRST_ROWS
 
     s3_store.proxy.forwarded_writes.clear()
-    s3_store.proxy.refusing = True
-    try:
-        with pytest.raises(StoreWriteError, match="dataset.json"):
-            dataset.delete_data(["0", "1"])
-    finally:
-        s3_store.proxy.refusing = False
+    with s3_store.proxy.refusing_writes(only="/dataset.json"), pytest.raises(StoreWriteError, match="dataset.json"):
+        dataset.delete_data(["0", "1"])
     assert any("/deletions/" in request for request in s3_store.proxy.forwarded_writes)
     assert s3_store.objects() == before
     assert len(DatasetStore().read_rows("s3", "commit", columns=["id"])) == FIRST_ROWS
