@@ -27,6 +27,7 @@ from upath import UPath
 
 from atlas_assets.config import outputs_uri
 from resources.atomic import atomic_writer
+from resources.parquet_vectors import decode_vector_columns, encode_vector_columns
 from resources.write_errors import object_write_error
 
 SIDE_DATA_KEY = b"atlas.side_data"
@@ -62,7 +63,7 @@ def write_output(path: UPath, output: StageOutput) -> None:
     Never a buffered `path.open("wb")`: its `__exit__` closes the file, which uploads whatever was
     written so far when the writing failed half way, a truncated object under the final key.
     """
-    table = output.table
+    table = encode_vector_columns(output.table)
     if output.side_data:
         metadata = {**(table.schema.metadata or {}), SIDE_DATA_KEY: json.dumps(output.side_data).encode()}
         table = table.replace_schema_metadata(metadata)
@@ -94,13 +95,17 @@ def read_output(path: UPath, columns: list[str] | None = None) -> StageOutput:
     aborts the whole process ("terminate called without an active exception", exit 134) after the
     program has finished (docs/reliability.md, "Exit status").
     """
+    # Pages streamed through a 1 MiB buffer, not a whole column chunk read ahead (about the size of
+    # the column again at the peak).
+    read = {"columns": columns, "buffer_size": 1 << 20, "pre_buffer": False}
     if is_local(path):
-        table = pq.read_table(path.path, columns=columns)
+        table = pq.read_table(path.path, **read)
     else:
         with path.open("rb") as handle:
             sink = pa.BufferOutputStream()
             sink.write(handle.read())
-        table = pq.read_table(pa.BufferReader(sink.getvalue()), columns=columns)
+        table = pq.read_table(pa.BufferReader(sink.getvalue()), **read)
+    table = decode_vector_columns(table)
     metadata = dict(table.schema.metadata or {})
     raw = metadata.pop(SIDE_DATA_KEY, None)
     return StageOutput(table.replace_schema_metadata(metadata or None), json.loads(raw) if raw else {})
