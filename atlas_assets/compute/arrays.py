@@ -23,6 +23,22 @@ def arrow_to_matrix(column: pa.Array | pa.ChunkedArray, dtype: type = np.float32
     return np.asarray(flat, dtype=dtype).reshape(len(column), width)
 
 
+def scatter_rows(column: pa.ChunkedArray, destination: np.ndarray, into: np.ndarray, filled: np.ndarray) -> None:
+    """Row i of a fixed_size_list column goes to `into[destination[i]]` (-1: skipped), and `filled`
+    marks it; chunk by chunk, so the column is never combined into one more copy of itself."""
+    start = 0
+    for chunk in column.chunks:
+        rows = destination[start : start + len(chunk)]
+        start += len(chunk)
+        kept = rows >= 0
+        if kept.all():  # no boolean-indexed copy of the chunk
+            into[rows] = arrow_to_matrix(chunk, into.dtype.type)
+            filled[rows] = True
+        elif kept.any():
+            into[rows[kept]] = arrow_to_matrix(chunk, into.dtype.type)[kept]
+            filled[rows[kept]] = True
+
+
 def positions_of(stored_ids: np.ndarray, wanted_ids: np.ndarray) -> np.ndarray:
     """For each wanted id, its position in `stored_ids`, or -1 where it is absent (ids unique)."""
     wanted_ids = np.asarray(wanted_ids)

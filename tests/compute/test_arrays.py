@@ -1,10 +1,12 @@
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from atlas_assets.compute.arrays import (
     arrow_to_matrix,
     matrix_to_arrow,
     rows_by_label,
+    scatter_rows,
     unit_rows,
 )
 
@@ -48,3 +50,15 @@ def test_unit_rows_returns_unit_vectors_themselves_and_scales_a_copy_of_others()
     scaled = unit_rows(raw)
     np.testing.assert_allclose(scaled, [[0.6, 0.8], [0.0, 0.0]], atol=1e-7)  # a zero row stays zero
     assert scaled.dtype == np.float32 and raw[0, 0] == 3.0  # the input is untouched
+
+
+def test_scatter_rows_puts_each_row_of_every_chunk_in_its_place_and_skips_the_unwanted():
+    matrix = np.arange(12, dtype=np.float32).reshape(6, 2)
+    column = pa.chunked_array([matrix_to_arrow(matrix[:4]), matrix_to_arrow(matrix[4:])])
+    into = np.zeros((5, 2), dtype=np.float32)
+    filled = np.zeros(5, dtype=bool)
+
+    scatter_rows(column, np.array([4, -1, 0, 2, 1, -1]), into, filled)
+
+    assert into[[4, 0, 2, 1]].tolist() == matrix[[0, 2, 3, 4]].tolist()
+    assert filled.tolist() == [True, True, True, False, True]

@@ -14,18 +14,19 @@ from typing import Any
 
 import dagster as dg
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from atlas_assets.compute.arrays import arrow_to_matrix, positions_of
+from atlas_assets.compute.arrays import arrow_to_matrix, positions_of, scatter_rows
 from atlas_assets.compute.graph import NeighbourGraph
 from atlas_assets.compute.tables import ROW_ID
 from atlas_assets.errors import InvalidDataError
 from atlas_assets.pipeline.naming import DatasetNames
 from atlas_assets.pipeline.spec import IndexSpec
+from resources.embedder import clear_embedder_cache
 from resources.index_outputs import StageOutput
 from resources.io_manager import OUTPUT_DIR_KEY
+from resources.process_memory import release_freed_memory
 from resources.storage import (
     DatasetStore,  # the one import of the store's class in the pipeline's assets
 )
@@ -137,33 +138,27 @@ def live_vectors(
     for key in keys:
         table = (embeddings.pop(key) if consume else embeddings[key]).table  # type: ignore[attr-defined]
         destination = positions_of(row_ids, table[ROW_ID].to_numpy())  # -1: a row deleted since
-        start = 0
-        for chunk in table["embedding"].chunks:
-            rows = destination[start : start + len(chunk)]
-            start += len(chunk)
-            kept = rows >= 0
-            if kept.all():  # no boolean-indexed copy of the chunk
-                vectors[rows] = arrow_to_matrix(chunk)
-                filled[rows] = True
-            elif kept.any():
-                vectors[rows[kept]] = arrow_to_matrix(chunk)[kept]
-                filled[rows[kept]] = True
+        scatter_rows(table["embedding"], destination, vectors, filled)
         del table
     if consume:
-        release_arrow_memory()
+        # pyarrow's pool keeps freed pages: reading 1M x 256 embeddings from Parquet allocates ~2.9 GB
+        # at its peak and the process kept ~3.1 GB resident through the whole stage; released: 1.2 GB.
+        release_freed_memory()
     if not filled.all():
         missing = row_ids[~filled][:5].tolist()
         raise InvalidDataError(f"rows {missing} have no embedding yet; run update_indices to embed new batches")
     return vectors
 
 
-def release_arrow_memory() -> None:
-    """Hand the memory Arrow's allocator keeps after frees back to the system.
+def free_memory_of_earlier_steps() -> None:
+    """Called first by every map stage: what earlier steps of this process left goes back to the system.
 
-    pyarrow's default pool (mimalloc) keeps freed pages: reading 1M x 256 embeddings from Parquet
-    allocates ~2.9 GB at its peak (list levels, then the cast to fixed-size lists), holds 1 GB after,
-    and the process kept ~3.1 GB resident through the whole stage; released: 1.2 GB."""
-    pa.default_memory_pool().release_unused()
+    The embedding models: only `embeddings` steps use them, and a map stage starts after every one
+    of them (a search that needs a model again rebuilds its session in about a second). And the
+    freed pages Arrow's pool and glibc keep (resources/process_memory.py).
+    """
+    clear_embedder_cache()
+    release_freed_memory()
 
 
 def graph_from_output(output: StageOutput) -> tuple[np.ndarray, NeighbourGraph]:

@@ -20,6 +20,7 @@ from atlas_assets.pipeline.assets.common import (
     DatasetStore,
     StageOutput,
     Timer,
+    free_memory_of_earlier_steps,
     graph_from_output,
     index_args,
     live_row_ids,
@@ -48,6 +49,7 @@ def neighbour_graph_asset(spec: IndexSpec) -> dg.AssetsDefinition:
         store: dg.ResourceParam[DatasetStore],
         embeddings: dict[str, StageOutput],
     ):
+        free_memory_of_earlier_steps()
         output, metadata = build_neighbour_graph(store, spec, embeddings, spec.outputs.read("neighbour_graph"))
         return dg.Output(output, metadata={"dagster/row_count": metadata.pop("rows"), **metadata})
 

@@ -27,6 +27,7 @@ from atlas_assets.pipeline.assets.common import (
     RebuildConfig,
     StageOutput,
     Timer,
+    free_memory_of_earlier_steps,
     graph_from_output,
     index_args,
     live_row_ids,
@@ -65,6 +66,7 @@ def projection_asset(spec: IndexSpec) -> dg.AssetsDefinition:
         neighbour_graph: StageOutput,
         embeddings: dict[str, StageOutput],
     ):
+        free_memory_of_earlier_steps()
         previous = spec.outputs.read("projection")
         output, metadata = build_projection(spec, neighbour_graph, embeddings, previous, config.rebuild)
         row_ids = output.table[ROW_ID].to_numpy()

@@ -28,6 +28,7 @@ from atlas_assets.pipeline.assets.common import (
     RebuildConfig,
     StageOutput,
     Timer,
+    free_memory_of_earlier_steps,
     graph_from_output,
     index_args,
     live_vectors,
@@ -65,6 +66,7 @@ def topics_asset(spec: IndexSpec) -> dg.AssetsDefinition:
         projection: StageOutput,
         embeddings: dict[str, StageOutput],
     ):
+        free_memory_of_earlier_steps()
         previous = spec.outputs.read("topics")
         output, metadata = build_topics(
             store, spec, neighbour_graph, projection, embeddings, previous, config.rebuild, phrase_embedder(spec, embedder)
