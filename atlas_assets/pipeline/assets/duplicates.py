@@ -5,7 +5,7 @@ Check `duplicate_clusters_consistent` (blocking): each cluster has exactly one r
 and at least one deletion candidate, and no singleton carries a cluster id.
 """
 
-from collections.abc import Mapping
+from collections.abc import MutableMapping
 
 import dagster as dg
 import pyarrow as pa
@@ -16,6 +16,7 @@ from atlas_assets.pipeline.assets.common import (
     ROW_ID,
     StageOutput,
     Timer,
+    free_memory_of_earlier_steps,
     graph_from_output,
     index_args,
     live_vectors,
@@ -39,6 +40,7 @@ def duplicates_asset(spec: IndexSpec) -> dg.AssetsDefinition:
         **index_args(spec),
     )
     def duplicates(context: dg.AssetExecutionContext, neighbour_graph: StageOutput, embeddings: dict[str, StageOutput]):
+        free_memory_of_earlier_steps()
         output, metadata = build_duplicates(spec, neighbour_graph, embeddings)
         yield dg.Output(output, metadata={"dagster/row_count": metadata.pop("rows"), **metadata})
         consistent, problems = clusters_consistent(output)
@@ -48,12 +50,12 @@ def duplicates_asset(spec: IndexSpec) -> dg.AssetsDefinition:
 
 
 def build_duplicates(
-    spec: IndexSpec, graph_output: StageOutput, embeddings: Mapping[str, StageOutput]
+    spec: IndexSpec, graph_output: StageOutput, embeddings: MutableMapping[str, StageOutput]
 ) -> tuple[StageOutput, dict]:
     timer = Timer()
     cutoff = spec.duplicate_cutoff
     row_ids, graph = graph_from_output(graph_output)
-    vectors = live_vectors(embeddings, row_ids)
+    vectors = live_vectors(embeddings, row_ids, consume=True)
     result = duplicates_compute.find_duplicates(graph, vectors, cutoff=cutoff)
     table = pa.table(
         {
