@@ -22,8 +22,13 @@ with the outliers as one more cluster). The embeddings of both are compared row 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python -m benchmarks.head_to_head --sizes 500 10000 --repeats 2
     .venv/bin/python -m benchmarks.head_to_head --sizes 50000 --repeats 1
+    # on a quiet machine, and with the fast static model on the atlas side:
+    .venv/bin/python -m benchmarks.head_to_head --sizes 10000 50000 --repeats 1 --section idle_pairs
+    .venv/bin/python -m benchmarks.head_to_head --sizes 50000 --repeats 1 --section idle_pairs \
+        --atlas-model all-MiniLM-L6-v2-static
 
-Writes benchmarks/results/head_to_head.json (sizes measured earlier are kept unless run again).
+Writes benchmarks/results/head_to_head.json (sizes measured earlier are kept unless run again; a run
+with --atlas-model is kept under `<rows>/<model>`).
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ def _ami(labels, predicted) -> float:
 # The two children
 
 
-def run_atlas(rows: int, out: Path) -> dict:
+def run_atlas(rows: int, out: Path, model: str | None = None) -> dict:
     start_process = time.perf_counter()
     from atlas_assets import AtlasDataset
     from benchmarks.end_to_end import _stage_seconds, _titles
@@ -73,7 +78,7 @@ def run_atlas(rows: int, out: Path) -> dict:
     dataset.add_data(frame)
     result["add_data_s"] = round(time.perf_counter() - start, 2)
     start = time.perf_counter()
-    atlas_map = dataset.create_index(name="titles", indexed_field="text")
+    atlas_map = dataset.create_index(name="titles", indexed_field="text", embedding_model=model)
     result["create_index_s"] = round(time.perf_counter() - start, 2)
     # The map is made here; what follows reads it back only to score it against the peer.
     result["peak_rss_mib"] = _peak_rss_mib()
@@ -180,14 +185,15 @@ def run_peer(rows: int, out: Path) -> dict:
 # The parent: alternating fresh processes
 
 
-def run_child(side: str, rows: int, vectors_path: Path) -> dict:
+def run_child(side: str, rows: int, vectors_path: Path, model: str | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="atlas-h2h-") as home:
         env = {**os.environ, "ATLAS_HOME": home, "DAGSTER_HOME": str(Path(home) / "dagster")}
         env.setdefault("ATLAS_MODELS", str(Path.home() / ".atlas" / "models"))
         load = os.getloadavg()[0]
         start = time.perf_counter()
         completed = subprocess.run(
-            [sys.executable, "-m", "benchmarks.head_to_head", "--child", side, str(rows), str(vectors_path)],
+            [sys.executable, "-m", "benchmarks.head_to_head", "--child", side, str(rows), str(vectors_path),
+             *([model] if model else [])],
             env=env, capture_output=True, text=True, cwd=ROOT, check=False,
         )
         wall = time.perf_counter() - start
@@ -235,12 +241,16 @@ def summarise(rows: int, atlas_runs: list[dict], peer_runs: list[dict], cosines:
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--child"]:
         side, rows, out = argv[1], int(argv[2]), Path(argv[3])
-        print(json.dumps((run_atlas if side == "atlas" else run_peer)(rows, out)))
+        print(json.dumps(run_atlas(rows, out, *argv[4:5]) if side == "atlas" else run_peer(rows, out)))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 10_000])
     parser.add_argument("--repeats", type=int, default=2, help="pairs of runs per size (medians over them)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the first pair that fills numba's caches")
+    parser.add_argument("--atlas-model", default=None,
+                        help="the embedding model of the atlas side (default: the default model, the peer's weights)")
+    parser.add_argument("--section", default="sizes",
+                        help="where the results go in the JSON (default `sizes`; e.g. `idle_pairs` for runs on a quiet machine)")
     args = parser.parse_args(argv)
 
     document = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"sizes": {}}
@@ -254,14 +264,16 @@ def main(argv: list[str]) -> None:
         for rows in args.sizes:
             atlas_runs, peer_runs = [], []
             for repeat in range(args.repeats):
-                atlas_runs.append(run_child("atlas", rows, ours))
+                atlas_runs.append(run_child("atlas", rows, ours, args.atlas_model))
                 peer_runs.append(run_child("peer", rows, theirs))
                 print(f"{rows} rows, pair {repeat + 1}: atlas {atlas_runs[-1]['total_s']} s "
                       f"(load {atlas_runs[-1]['load_1min_at_start']}), peer {peer_runs[-1]['total_s']} s "
                       f"(load {peer_runs[-1]['load_1min_at_start']})", flush=True)
             cosines = cosine_rows(np.load(ours), np.load(theirs))
             summary = summarise(rows, atlas_runs, peer_runs, cosines)
-            document["sizes"][str(rows)] = {"summary": summary, "atlas_runs": atlas_runs, "peer_runs": peer_runs}
+            key = f"{rows}/{args.atlas_model}" if args.atlas_model else str(rows)
+            summary["atlas_model"] = args.atlas_model or "all-MiniLM-L6-v2 (the peer's weights)"
+            document.setdefault(args.section, {})[key] = {"summary": summary, "atlas_runs": atlas_runs, "peer_runs": peer_runs}
             print(json.dumps(summary, indent=1), flush=True)
             _write(document)
 
