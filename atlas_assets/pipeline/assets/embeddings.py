@@ -94,7 +94,7 @@ def embed_batch(store: DatasetStore, embedder: EmbedderResource, spec: IndexSpec
         batch = store.read_batch(spec.organisation, spec.slug, batch_id, columns=[ROW_ID, field])
         texts = pc.fill_null(pc.cast(batch[field], pa.string()), "").to_pylist()
         vectors = index_embedder(spec, embedder).embed_documents(texts, progress=True)
-    return pa.table({ROW_ID: batch[ROW_ID], "embedding": matrix_to_arrow(vectors.astype(np.float32))})
+    return pa.table({ROW_ID: batch[ROW_ID], "embedding": matrix_to_arrow(vectors.astype(np.float32, copy=False))})
 
 
 def copy_embeddings(source: StageOutput) -> pa.Table:
