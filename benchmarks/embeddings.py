@@ -1,7 +1,10 @@
 """Embedding engine benchmark: fidelity, STS-B, throughput (sorted vs unsorted, fp32 vs int8), memory.
 
-Run: .venv/bin/python -m benchmarks.embeddings [--quick]
-Writes benchmarks/results/embeddings.json and prints a table.
+Run: .venv/bin/python -m benchmarks.embeddings [--quick] [--baseline DIR]
+Writes benchmarks/results/embeddings.json and prints a table. --baseline DIR times the graphs in DIR
+(model.onnx, model.int8.onnx: e.g. an earlier builder's, see docs/models.md) right after the installed
+ones under the same settings, so a builder change is judged by same-run ratios, and reports the cosine
+of the installed graphs' vectors to the baseline's.
 
 The fidelity reference is a deliberately plain numpy implementation of the BERT encoder, written from
 the model card's architecture and run one text at a time in float64 from the same safetensors
@@ -18,10 +21,15 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 RESULTS = Path(__file__).resolve().parent / "results" / "embeddings.json"
 REFERENCE_MAX_TOKENS = 256  # sentence_bert_config.json max_seq_length of all-MiniLM-L6-v2
@@ -143,16 +151,34 @@ def throughput_texts(count: int) -> list[str]:
     return ag_news().texts[:count]
 
 
+def _folder_with_graph(installed: Path, graph: Path, scratch: Path) -> Path:
+    """A model folder in `scratch` whose model.onnx is `graph` (the installed tokenizer beside it)."""
+    (scratch / "model.onnx").symlink_to(graph.resolve())
+    (scratch / "tokenizer.json").symlink_to(installed / "tokenizer.json")
+    return scratch
+
+
+def baseline_embedder(graph: Path, scratch: Path, **options):
+    """The default model's embedder running `graph` as it is (an fp32 or an already quantised file)."""
+    from resources.embedder import TextEmbedder
+    from resources.model_store import install_model, resolve_model
+
+    spec = resolve_model(None)
+    return TextEmbedder(_folder_with_graph(install_model(spec.name), graph, scratch), spec, precision="fp32", **options)
+
+
 def _child(config: dict) -> dict:
     """Runs one configuration: warm-up, then `repeats` timed passes; reports the median and memory."""
     from resources.embedder import TextEmbedder
     from resources.model_store import install_model, resolve_model
 
     spec = resolve_model(None)
-    embedder = TextEmbedder(
-        install_model(spec.name), spec, threads=config["threads"], batch_size=config["batch_size"],
-        precision=config["precision"], sort_by_length=config["sorted"],
-    )
+    options = {"threads": config["threads"], "batch_size": config["batch_size"], "sort_by_length": config["sorted"]}
+    if config.get("graph_file"):
+        with tempfile.TemporaryDirectory() as scratch:  # read only while the embedder loads
+            embedder = baseline_embedder(Path(config["graph_file"]), Path(scratch), **options)
+    else:
+        embedder = TextEmbedder(install_model(spec.name), spec, precision=config["precision"], **options)
     texts = throughput_texts(config["texts"])
     tokens = int(embedder.count_tokens(texts).sum())
     embedder.embed_documents(texts[:64])  # warm-up: first-call allocations
@@ -181,7 +207,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_throughput(count: int, repeats: int) -> list[dict]:
+def _graph(row: dict) -> str:
+    return "baseline" if row.get("graph_file") else "installed"
+
+
+def run_throughput(count: int, repeats: int, baseline: Path | None = None) -> list[dict]:
     configs = [
         {"precision": precision, "sorted": is_sorted, "batch_size": batch_size, "threads": 2, "texts": count, "repeats": repeats}
         for precision, is_sorted, batch_size in (
@@ -189,6 +219,10 @@ def run_throughput(count: int, repeats: int) -> list[dict]:
             ("fp32", True, 16), ("fp32", True, 64),
         )
     ]
+    if baseline is not None:  # each baseline run right after its installed twin: the same load, near enough
+        for position, precision in ((1, "fp32"), (4, "int8")):
+            file = baseline / ("model.onnx" if precision == "fp32" else "model.int8.onnx")
+            configs.insert(position, {**configs[position - 1], "graph_file": str(file.resolve())})
     rows = []
     for config in configs:
         result = subprocess.run(
@@ -197,7 +231,7 @@ def run_throughput(count: int, repeats: int) -> list[dict]:
         )
         rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
         row = rows[-1]
-        print(f"  {row['precision']} sorted={row['sorted']!s:<5} batch={row['batch_size']:<3} "
+        print(f"  {_graph(row):<9} {row['precision']} sorted={row['sorted']!s:<5} batch={row['batch_size']:<3} "
               f"{row['texts_per_s']:7.1f} texts/s {row['tokens_per_s']:8.0f} tokens/s  peak {row['peak_rss_mb']:.0f} MB", flush=True)
     return rows
 
@@ -223,6 +257,21 @@ def int8_agreement(count: int) -> dict[str, float]:
         "top10_neighbours_kept": float(kept),
         "min_cosine_alone_vs_in_batch": float(alone.min()),
     }
+
+
+def baseline_agreement(baseline: Path, count: int) -> dict:
+    """The installed graphs' vectors against the baseline's (fp32 against fp32, int8 against int8)."""
+    from resources.embedder import load_text_embedder
+
+    texts = throughput_texts(count)
+    figures: dict = {"dir": str(baseline), "texts": count}
+    for precision, file in (("fp32", "model.onnx"), ("int8", "model.int8.onnx")):
+        ours = load_text_embedder(None, precision=precision).embed_documents(texts)
+        with tempfile.TemporaryDirectory() as scratch:
+            theirs = baseline_embedder(baseline / file, Path(scratch)).embed_documents(texts)
+        cosines = cosine_rows(ours, theirs)
+        figures[precision] = {"mean_cosine": float(cosines.mean()), "min_cosine": float(cosines.min())}
+    return figures
 
 
 def render_digit(image: np.ndarray) -> Image.Image:
@@ -269,6 +318,10 @@ def image_figures() -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer texts and one timed pass")
+    parser.add_argument(
+        "--baseline", type=Path, metavar="DIR",
+        help="a folder with model.onnx and model.int8.onnx of an earlier builder, timed beside the installed graphs",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -295,13 +348,26 @@ def main(argv: list[str] | None = None) -> int:
     agreement = int8_agreement(1000 if not args.quick else 300)
     print("images (sklearn digits) ...", flush=True)
     images = image_figures()
+    against_baseline = baseline_agreement(args.baseline, 1000 if not args.quick else 300) if args.baseline else None
     print(f"throughput on {count} AG News texts, median of {repeats}:", flush=True)
-    throughput = run_throughput(count, repeats)
+    throughput = run_throughput(count, repeats, args.baseline)
 
-    by_key = {(row["precision"], row["sorted"], row["batch_size"]): row for row in throughput}
+    by_key = {(_graph(row), row["precision"], row["sorted"], row["batch_size"]): row for row in throughput}
+
+    def rate(precision: str, is_sorted: bool = True, graph: str = "installed") -> float:
+        return by_key[(graph, precision, is_sorted, 32)]["texts_per_s"]
+
+    ratios = {
+        "sorted_over_unsorted_fp32": rate("fp32") / rate("fp32", False),
+        "int8_over_fp32_sorted": rate("int8") / rate("fp32"),
+    }
+    if args.baseline:
+        ratios["fp32_over_baseline_fp32_sorted"] = rate("fp32") / rate("fp32", graph="baseline")
+        ratios["int8_over_baseline_int8_sorted"] = rate("int8") / rate("int8", graph="baseline")
+        ratios["baseline_int8_over_baseline_fp32_sorted"] = rate("int8", graph="baseline") / rate("fp32", graph="baseline")
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_before": load_before,
-                    "load_after": os.getloadavg(), "note": "2 shared cores; other processes were running"},
+                    "load_after": os.getloadavg(), "note": "2 cores, shared with whatever else runs: see the load averages"},
         "model": "all-MiniLM-L6-v2",
         "fidelity_fp32": fidelity,
         "fidelity_int8": fidelity_int8,
@@ -310,11 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         "int8_vs_fp32": agreement,
         "throughput": throughput,
         "images_digits": images,
-        "ratios": {
-            "sorted_over_unsorted_fp32": by_key[("fp32", True, 32)]["texts_per_s"] / by_key[("fp32", False, 32)]["texts_per_s"],
-            "int8_over_fp32_sorted": by_key[("int8", True, 32)]["texts_per_s"] / by_key[("fp32", True, 32)]["texts_per_s"],
-        },
+        "ratios": ratios,
     }
+    if against_baseline is not None:
+        report["against_baseline"] = against_baseline
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
 
@@ -326,8 +391,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'int8 vs fp32 mean / min cosine':<46} {agreement['mean_cosine_to_fp32']:.4f} / {agreement['min_cosine_to_fp32']:.4f}")
     print(f"{'int8 top-10 neighbours kept':<46} {agreement['top10_neighbours_kept']:.3f}")
     print(f"{'numpy reference texts/s (float64, one by one)':<46} {reference_rate:12.1f}")
+    if against_baseline is not None:
+        for precision in ("fp32", "int8"):
+            figures = against_baseline[precision]
+            label = f"{precision} vs baseline {precision} mean / min cosine"
+            print(f"{label:<46} {figures['mean_cosine']:.7f} / {figures['min_cosine']:.7f}")
     for row in throughput:
-        label = f"{row['precision']} {'sorted' if row['sorted'] else 'unsorted'} batch {row['batch_size']} texts/s | tokens/s | MB"
+        label = (f"{'baseline ' if row.get('graph_file') else ''}{row['precision']} "
+                 f"{'sorted' if row['sorted'] else 'unsorted'} batch {row['batch_size']} texts/s | tokens/s | MB")
         print(f"{label:<46} {row['texts_per_s']:8.1f} | {row['tokens_per_s']:7.0f} | {row['peak_rss_mb']:.0f}")
     for name, value in images.items():
         print(f"{'digits ' + name:<46} {value:12.3f}")
