@@ -12,9 +12,11 @@ plain-op form (MatMul/Add/Erf GELU, split-heads attention, Add + LayerNormalizat
 each layer is written in the fused form directly: one `Attention` (Q, K and V weights concatenated to
 (hidden, 3 * hidden), the raw 2-D mask as mask_index), `SkipLayerNormalization` in place of bias Add +
 residual Add + LayerNormalization, and `BiasGelu` (exact erf GELU) after the FFN-input MatMul.
-Measured on 3,000 Stack Overflow titles on the 2-core machine (docs/models.md): fp32 1.04x the
-plain-op graph at cosine >= 0.9999998 to it; the int8 variant 1.69x fp32 (the plain-op int8 was
-1.33x) at the same fidelity, because quantize_dynamic turns the fused Attention into QAttention.
+Measured on the 2-core machine (docs/models.md): fp32 runs at 1.01x the plain-op graph's speed
+(1,000 AG News texts, benchmarks.embeddings --baseline; the prototype: 1.04x on 3,000 Stack Overflow
+titles) at cosine >= 0.9999998 to it; the int8 variant runs at 1.41x fp32 (the plain-op int8: 1.24x
+in the same run; the prototype: 1.69x against 1.33x) at the same fidelity, because quantize_dynamic
+turns the fused Attention into QAttention.
 
 Pitfalls handled here: the mask both masks attention (Attention's mask_index, int32) and weights the
 mean pooling; token_type_ids are folded into a constant because single texts always use segment 0;
