@@ -214,7 +214,7 @@ def _median(runs: list[dict], key: str, digits: int = 2) -> float:
     return round(statistics.median(run[key] for run in runs), digits)
 
 
-def summarise(rows: int, atlas_runs: list[dict], peer_runs: list[dict], cosines: np.ndarray) -> dict:
+def summarise(rows: int, atlas_runs: list[dict], peer_runs: list[dict], cosines: np.ndarray | None) -> dict:
     best_atlas = [max(run["ami_by_depth"].values()) for run in atlas_runs]
     summary = {
         "rows": rows,
@@ -229,8 +229,9 @@ def summarise(rows: int, atlas_runs: list[dict], peer_runs: list[dict], cosines:
         "peer_ami_clustered_median": _median(peer_runs, "ami_clustered", 4),
         "peer_coverage_median": _median(peer_runs, "coverage", 4),
         "peer_ami_all_median": _median(peer_runs, "ami_all_outliers_as_one", 4),
-        "embedding_cosine_mean": round(float(cosines.mean()), 7),
-        "embedding_cosine_min": round(float(cosines.min()), 7),
+        # None when the atlas side ran another model (e.g. the 256-d static one): nothing to compare
+        "embedding_cosine_mean": None if cosines is None else round(float(cosines.mean()), 7),
+        "embedding_cosine_min": None if cosines is None else round(float(cosines.min()), 7),
     }
     summary["speedup_total"] = round(summary["peer_total_s_median"] / summary["atlas_total_s_median"], 2)
     summary["speedup_process_wall"] = round(summary["peer_process_wall_s_median"] / summary["atlas_process_wall_s_median"], 2)
@@ -269,7 +270,7 @@ def main(argv: list[str]) -> None:
                 print(f"{rows} rows, pair {repeat + 1}: atlas {atlas_runs[-1]['total_s']} s "
                       f"(load {atlas_runs[-1]['load_1min_at_start']}), peer {peer_runs[-1]['total_s']} s "
                       f"(load {peer_runs[-1]['load_1min_at_start']})", flush=True)
-            cosines = cosine_rows(np.load(ours), np.load(theirs))
+            cosines = None if args.atlas_model else cosine_rows(np.load(ours), np.load(theirs))
             summary = summarise(rows, atlas_runs, peer_runs, cosines)
             key = f"{rows}/{args.atlas_model}" if args.atlas_model else str(rows)
             summary["atlas_model"] = args.atlas_model or "all-MiniLM-L6-v2 (the peer's weights)"
