@@ -134,3 +134,18 @@ def test_pynndescent_runs_only_above_the_exact_size_and_only_when_asked() -> Non
     assert not knn.uses_nndescent(50_000, 15, method="exact")
     # too few rows for an approximate search: exact whatever is asked
     assert not knn.uses_nndescent(15 + knn.NNDESCENT_EXTRA_NEIGHBOURS + 1, 15, method="nndescent")
+
+
+def test_exact_search_breaks_ties_by_the_lower_row_and_matches_a_full_sort():
+    from atlas_assets.compute.knn import _best_columns
+
+    score = np.array([[1, 3, 3, 3, 0], [5, 5, 5, 5, 5], [0, 1, 2, 3, 4]], dtype=np.float32)
+    columns, values = _best_columns(score, 2)
+    assert columns.tolist() == [[1, 2], [0, 1], [4, 3]]
+    assert values.tolist() == [[3, 3], [5, 5], [4, 3]]
+
+    random = np.random.default_rng(3).standard_normal((40, 300)).astype(np.float32)
+    columns, values = _best_columns(random, 7)
+    expected = np.argsort(-random, axis=1, kind="stable")[:, :7]
+    assert (columns == expected).all()
+    assert (values == np.take_along_axis(random, expected, axis=1)).all()
