@@ -13,6 +13,12 @@ same command from an export of that commit (`git archive <commit> | tar -x -C /t
     .venv/bin/python -m benchmarks.stage_memory prepare /tmp/atlas-stage-home [rows] [layout epochs]
     .venv/bin/python -m benchmarks.stage_memory stage /tmp/atlas-stage-home neighbour_graph|projection|topics [epochs] [module.NAME=json ...]
 
+`timeline` is the head-to-head's atlas side with the default model (Stack Overflow titles, fresh
+ATLAS_HOME): RSS every 0.25 s through one create_index, the peak of each Dagster step (from the
+instance's step events), then what reading `map.embeddings.latent` back adds:
+
+    .venv/bin/python -m benchmarks.stage_memory timeline /tmp/atlas-timeline-home 50000
+
 Prints JSON (nothing is written to benchmarks/results: the figures go in docs/models.md).
 """
 
@@ -139,13 +145,51 @@ def stage(name: str, epochs: int | None = None, settings: tuple[str, ...] = ()) 
             **sampler.stop(), "load_before": load_before, "load_after": list(os.getloadavg())}
 
 
+def timeline(rows: int) -> dict:
+    import dagster as dg
+
+    from atlas_assets import AtlasDataset
+    from benchmarks.end_to_end import _titles
+    from benchmarks.memory import status_mib
+    from resources.instance import get_instance
+
+    frame = _titles(rows)
+    dataset = AtlasDataset("bench/timeline", unique_id_field="id")
+    dataset.add_data(frame)
+    sampler = Sampler(0.25)
+    wall_at_start = time.time() - (time.perf_counter() - sampler.started)
+    atlas_map = dataset.create_index(name="titles", indexed_field="text")
+    sampler.mark("create_index returned")
+    instance = get_instance()
+    starts: dict[str, float] = {}
+    steps: dict[str, dict] = {}
+    for run in instance.get_runs():
+        for record in instance.all_logs(run.run_id, of_type={dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}):
+            step, at = record.dagster_event.step_key, record.timestamp - wall_at_start
+            if record.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+                starts[step] = at
+            elif step in starts:
+                inside = [rss for when, rss in sampler.samples if starts[step] <= when <= at]
+                steps[step.rsplit("__", 1)[-1]] = {"seconds": round(at - starts[step], 1),
+                                                   "max_rss_sampled_mib": max(inside, default=None)}
+    before = status_mib("VmRSS")
+    vectors = atlas_map.embeddings.latent
+    sampler.mark("latent read")
+    result = {"rows": rows, "vectors_mib": round(vectors.nbytes / 2**20, 1), "steps": steps,
+              "latent_read_added_mib": round(status_mib("VmRSS") - before, 1), **sampler.stop()}
+    result.pop("timeline_mib")
+    return result
+
+
 def main(argv: list[str]) -> None:
     command, home = argv[0], argv[1]
     os.environ["ATLAS_HOME"] = home
     os.environ["DAGSTER_HOME"] = os.path.join(home, "dagster")
     os.environ.setdefault("ATLAS_MODELS", os.path.expanduser("~/.atlas/models"))
     os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
-    if command == "prepare":
+    if command == "timeline":
+        result = timeline(int(argv[2]) if len(argv) > 2 else 50_000)
+    elif command == "prepare":
         result = prepare(home, int(argv[2]) if len(argv) > 2 else 1_000_000, int(argv[3]) if len(argv) > 3 else None)
     else:
         settings = tuple(arg for arg in argv[3:] if "=" in arg)
