@@ -142,7 +142,8 @@ def test_the_daemon_queues_runs_under_its_limits_each_in_its_own_process(deploy,
 
 
 # ------------------------------------------------------------------------------ the daemon killed
-FAULT_ROWS = 150  # a batch that takes a while to embed, so the kill lands inside its step
+FAULT_ROWS = 1500  # a batch that takes seconds to embed (AG News, ~190 texts/s), so the kill lands inside its step
+# (150 rows took under a second once the graph was fused: the step could end between two polls)
 MAX_RUNTIME_SECONDS = 100  # what ends a run whose worker died with the daemon's process group
 
 
