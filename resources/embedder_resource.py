@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 class EmbedderResource(dg.ConfigurableResource):
     """Dagster resource giving assets the process-wide embedders.
 
-    threads: onnxruntime threads per session (0 = all cores); batch_size: texts per model call
-    (16-32 is fastest on 2 cores with length-sorted batches).
+    threads: onnxruntime threads in all (0 = every core), shared by the batches a text embedder runs
+    at once (resources.embedder.BATCHES_IN_FLIGHT); batch_size: texts per model call (16-32 is
+    fastest on 2 cores with length-sorted batches).
     """
 
     threads: int = 0

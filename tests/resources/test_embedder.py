@@ -106,3 +106,22 @@ def test_int8_variant_keeps_fidelity_to_fp32(embedder: TextEmbedder, shared_data
     cosines = cosine_rows(int8.embed_documents(texts), embedder.embed_documents(texts))
     assert cosines.mean() >= 0.99 and cosines.min() >= 0.98, (cosines.mean(), cosines.min())
     assert sts_spearman(int8) >= 0.81
+
+
+def test_batches_in_flight_give_the_same_vectors_in_input_order_and_count_every_row(shared_data) -> None:
+    from benchmarks.data import ag_news
+    from resources.model_store import resolve_model
+
+    texts = ag_news().texts[:300]
+    folder, spec = install_model(), resolve_model(None)
+    one_at_a_time = TextEmbedder(folder, spec, threads=2, batch_size=8, batches_in_flight=1)
+    two_at_a_time = TextEmbedder(folder, spec, threads=2, batch_size=8, batches_in_flight=2)
+    assert (one_at_a_time.batches_in_flight, two_at_a_time.batches_in_flight) == (1, 2)
+
+    counted: list[int] = []
+    two = two_at_a_time._embed_chunk(texts, on_rows=counted.append)
+
+    assert sum(counted) == len(texts)
+    assert cosine_rows(one_at_a_time.embed_documents(texts), two).min() > 0.99999
+    reversed_order = two_at_a_time.embed_documents(texts[::-1])
+    assert cosine_rows(reversed_order[::-1], two).min() > 0.99999
