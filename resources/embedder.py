@@ -191,6 +191,7 @@ class TextEmbedder:
             batches = length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens)
         else:
             batches = input_order_batches(len(texts), self.batch_size)
+
         def run(batch: np.ndarray) -> np.ndarray:
             return self._run([token_ids[index] for index in batch])
 
