@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pyarrow as pa
 
@@ -37,6 +39,27 @@ def scatter_rows(column: pa.ChunkedArray, destination: np.ndarray, into: np.ndar
         elif kept.any():
             into[rows[kept]] = arrow_to_matrix(chunk, into.dtype.type)[kept]
             filled[rows[kept]] = True
+
+
+def vectors_in_order(
+    tables: Iterable[pa.Table], row_ids: np.ndarray, id_column: str, vector_column: str
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The `vector_column` vector of each of `row_ids` (matched on `id_column`), gathered table by
+    table into one float32 matrix, and which of the rows were found; the matrix is None when no
+    table has rows. Concatenating the tables and then ordering the rows held the vectors three times
+    at once; here each table is let go once copied, so a generator that reads the tables one by one
+    holds one of them at a time."""
+    vectors: np.ndarray | None = None
+    filled = np.zeros(len(row_ids), dtype=bool)
+    for table in tables:
+        if table.num_rows:
+            if vectors is None:
+                width = table.schema.field(vector_column).type.list_size
+                vectors = np.empty((len(row_ids), width), dtype=np.float32)
+            destination = positions_of(row_ids, table[id_column].to_numpy())  # -1: a row not wanted
+            scatter_rows(table[vector_column], destination, vectors, filled)
+        del table
+    return vectors, filled
 
 
 def positions_of(stored_ids: np.ndarray, wanted_ids: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow.compute as pc
 from pydantic import Field
 
-from atlas_assets.compute.arrays import arrow_to_matrix, positions_of, scatter_rows
+from atlas_assets.compute.arrays import arrow_to_matrix, positions_of, vectors_in_order
 from atlas_assets.compute.graph import NeighbourGraph
 from atlas_assets.compute.tables import ROW_ID
 from atlas_assets.errors import InvalidDataError
@@ -120,26 +120,22 @@ def live_vectors(
 ) -> np.ndarray:
     """The embedding of each live row, in `row_ids` order; fails loudly when one is missing.
 
-    Filled chunk by chunk into one matrix: concatenating the batches first and then ordering the
-    rows held the vectors three times at once (the Arrow tables, their combined copy, the ordered
-    copy); this holds them twice (the tables the IO manager loaded, and the matrix).
+    Filled table by table into one matrix (`vectors_in_order`): it holds the vectors twice (the
+    tables the IO manager loaded, and the matrix), not three times.
 
     consume: take each batch out of `embeddings` once its rows are copied, so its Arrow table is
     freed then and not held beside the matrix for the rest of the stage (a stage's inputs are its
     own: the IO manager loads them for each step). At 1M x 256 that is 1 GB less through the
     graph search, the layout and the topics.
     """
-    keys = [key for key, output in embeddings.items() if output.table.num_rows]
-    if not keys:
+
+    def tables():
+        for key in list(embeddings):
+            yield (embeddings.pop(key) if consume else embeddings[key]).table  # type: ignore[attr-defined]
+
+    vectors, filled = vectors_in_order(tables(), row_ids, ROW_ID, "embedding")
+    if vectors is None:
         raise InvalidDataError("the dataset has no rows to index; add data with add_data first")
-    width = embeddings[keys[0]].table.schema.field("embedding").type.list_size
-    vectors = np.empty((len(row_ids), width), dtype=np.float32)
-    filled = np.zeros(len(row_ids), dtype=bool)
-    for key in keys:
-        table = (embeddings.pop(key) if consume else embeddings[key]).table  # type: ignore[attr-defined]
-        destination = positions_of(row_ids, table[ROW_ID].to_numpy())  # -1: a row deleted since
-        scatter_rows(table["embedding"], destination, vectors, filled)
-        del table
     if consume:
         # pyarrow's pool keeps freed pages: reading 1M x 256 embeddings from Parquet allocates ~2.9 GB
         # at its peak and the process kept ~3.1 GB resident through the whole stage; released: 1.2 GB.
